@@ -1,0 +1,229 @@
+"""The ``nodegraph`` command line: run, validate, list nodes and plugins, open the editor.
+
+Exit codes: 0 done; 1 a node failed; 2 an invalid workflow or invalid arguments; 130 cancelled (Ctrl-C).
+Only argparse and the engine are imported here, so ``nodegraph --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nodegraph",
+        description="Run diffusion-model node workflows headless, or open them in the editor.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a workflow file (or a PNG that embeds one)")
+    run.add_argument("workflow", type=Path, help="workflow .json, or a .png saved by nodegraph")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
+        help="override a parameter for this run (repeatable), e.g. --set sampler.seed=7",
+    )
+    run.add_argument("--output", type=Path, default=Path("output"), help="folder for saved images (default: ./output)")
+    run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    run.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                     help="compute dtype (default: fp16 on GPUs, fp32 on the CPU)")
+    run.add_argument("--models", action="append", default=[], type=Path, metavar="DIR",
+                     help="an extra models root to search first (repeatable)")
+    run.add_argument("--node", dest="targets", action="append", default=None, metavar="NODE_ID",
+                     help="run only this node and what it needs (repeatable; default: all output nodes)")
+    run.add_argument("--events", choices=("bars", "json", "none"), default=None,
+                     help="progress as bars (default on a terminal), JSON lines (one event per line), or none")
+
+    validate = sub.add_parser("validate", help="check a workflow without running it")
+    validate.add_argument("workflow", type=Path)
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+
+    nodes = sub.add_parser("nodes", help="list the installed node types")
+    nodes.add_argument("--json", action="store_true", help="print the full schema of every node type")
+
+    plugins = sub.add_parser("plugins", help="list plugins with their status and node types")
+    plugins.add_argument("--json", action="store_true", help="print as JSON")
+
+    gui = sub.add_parser("gui", help="open the desktop editor")
+    gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
+    gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
+                     help="lay the window out, save a screenshot to FILE.png and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_INVALID
+    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui}
+    try:
+        return handler[args.command](args)
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _error(message: str) -> None:
+    print(f"nodegraph: {message}", file=sys.stderr)
+
+
+def _print_problems(problems: list[Any], as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps([p.to_json() for p in problems], indent=2))
+        return
+    _error(f"the workflow has {len(problems)} problem(s):")
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def _load(path: Path, registry: Any) -> Any:
+    from nodegraph.workflow import load_workflow
+
+    return load_workflow(path, registry)
+
+
+def apply_overrides(graph: Any, registry: Any, overrides: list[str]) -> list[Any]:
+    """Apply ``NODE.PARAM=VALUE`` overrides; returns the problems (empty when all applied)."""
+    from nodegraph.errors import Problem
+    from nodegraph.params import ParamError
+
+    problems = []
+    for item in overrides:
+        target, sep, text = item.partition("=")
+        node_id, dot, param_name = target.rpartition(".")
+        if not sep or not dot or not node_id or not param_name:
+            problems.append(Problem("bad_override", "write overrides as NODE.PARAM=VALUE", expected="NODE.PARAM=VALUE", found=repr(item)))
+            continue
+        if node_id not in graph.nodes:
+            problems.append(Problem("bad_override", "no such node", node_id, param_name, "a node id of the workflow", repr(node_id)))
+            continue
+        definition = registry.get(graph.nodes[node_id].type)
+        param = definition.param(param_name) if definition else None
+        if param is None:
+            names = ", ".join(p.name for p in definition.params) if definition else "(unknown node type)"
+            problems.append(Problem("bad_override", "no such parameter", node_id, param_name, "one of " + names, repr(param_name)))
+            continue
+        try:
+            graph.nodes[node_id].params[param_name] = param.parse_text(text)
+        except ParamError as exc:
+            problems.append(Problem("bad_override", "invalid value", node_id, param_name, exc.expected, exc.found))
+    return problems
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nodegraph.context import CancelToken, RunSettings
+    from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
+    from nodegraph.executor import Executor
+    from nodegraph.model_folders import ModelFolders
+    from nodegraph.registry import default_registry
+    from nodegraph.runtime import Runtime
+    from nodegraph.workflow import to_document
+
+    registry = default_registry()
+    try:
+        graph = _load(args.workflow, registry)
+    except WorkflowError as exc:
+        _print_problems(exc.problems)
+        return EXIT_INVALID
+    problems = apply_overrides(graph, registry, args.overrides)
+    if problems:
+        _print_problems(problems)
+        return EXIT_INVALID
+    mode = args.events or ("bars" if sys.stderr.isatty() else "none")
+    from nodegraph.reporting import make_reporter
+
+    reporter = make_reporter(mode)
+    token = CancelToken()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if token.cancelled:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\nnodegraph: stopping at the next check (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=ModelFolders.from_environment(args.models))
+    settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph))
+    try:
+        result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
+    except WorkflowError as exc:
+        _print_problems(exc.problems)
+        return EXIT_INVALID
+    except NodeExecutionError as exc:
+        reporter.close()
+        _error(str(exc))
+        return EXIT_FAILED
+    except (Cancelled, KeyboardInterrupt):
+        reporter.close()
+        _error("cancelled")
+        return EXIT_CANCELLED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    reporter.close()
+    reporter.summary(graph, result)
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nodegraph.errors import WorkflowError
+    from nodegraph.graph import validate
+    from nodegraph.registry import default_registry
+
+    registry = default_registry()
+    try:
+        graph = _load(args.workflow, registry)
+    except WorkflowError as exc:
+        _print_problems(exc.problems, args.json)
+        return EXIT_INVALID
+    problems = validate(graph, registry)
+    if problems:
+        _print_problems(problems, args.json)
+        return EXIT_INVALID
+    if args.json:
+        print("[]")
+    else:
+        print(f"{args.workflow}: valid ({len(graph)} nodes)")
+    return EXIT_OK
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from nodegraph.registry import default_registry
+
+    registry = default_registry()
+    if args.json:
+        print(json.dumps([d.schema() for d in registry], indent=2))
+        return EXIT_OK
+    width = max((len(d.id) for d in registry), default=10)
+    category = None
+    for definition in registry:
+        if definition.category != category:
+            category = definition.category
+            print(f"\n{category}")
+        print(f"  {definition.id:<{width}}  v{definition.version}  {definition.name}")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from nodegraph.plugins import print_plugins
+
+    return print_plugins(as_json=args.json)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from ui.app import main as gui_main
+    except ImportError as exc:
+        _error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
+        return EXIT_FAILED
+    return gui_main(args.workflow, screenshot=args.screenshot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The executor: runs what the requested outputs need, in topological order, from cache where it can.
+
+Each node's cache key is a Merkle hash of its type, version, parameters, the fingerprints of the external
+inputs it reads (model files, images) and the keys of its upstream nodes, so keys cost one pass over the
+graph and a change invalidates exactly the changed node and what lies downstream of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodegraph.cache import CacheEntry, OutputCache, estimate_nbytes
+from nodegraph.context import CancelToken, NodeContext, RunSettings
+from nodegraph.errors import Cancelled, NodeExecutionError, NodeInputError, Problem, WorkflowError
+from nodegraph.events import (
+    CacheEvicted,
+    Event,
+    NodeCached,
+    NodeFailed,
+    NodeFinished,
+    NodeStarted,
+    RunCancelled,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+)
+from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, validate
+from nodegraph.model_folders import ModelFolders, fingerprint_path
+from nodegraph.node import NodeDef
+from nodegraph.params import ImageFile, ModelFile, ParamError
+from nodegraph.registry import Registry
+from nodegraph.runtime import Runtime
+from nodegraph.types import FLOAT, SocketType
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the outputs of its target nodes, and what ran or came from the cache."""
+
+    outputs: dict[str, dict[str, Any]]
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def needed_nodes(graph: Graph, targets: Iterable[str]) -> set[str]:
+    """The targets and everything upstream of them."""
+    needed: set[str] = set()
+    stack = [t for t in targets if t in graph.nodes]
+    while stack:
+        current = stack.pop()
+        if current in needed:
+            continue
+        needed.add(current)
+        stack.extend(src for src, _ in graph.nodes[current].inputs.values() if src in graph.nodes)
+    return needed
+
+
+def default_targets(graph: Graph, registry: Registry) -> list[str]:
+    """Output nodes (save, preview, show); if the graph has none, the nodes nothing reads."""
+    outputs = [n.id for n in graph.nodes.values() if (d := registry.get(n.type)) is not None and d.output_node]
+    if outputs:
+        return outputs
+    read = {src for n in graph.nodes.values() for src, _ in n.inputs.values()}
+    return [node_id for node_id in graph.nodes if node_id not in read]
+
+
+def summarize(value: Any) -> str:
+    """A one-line description of a value, for failure reports."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype"):
+        device = getattr(value, "device", "")
+        return f"{type(value).__name__}{list(shape)} {value.dtype} {device}".strip()
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class Executor:
+    """Runs graphs against one registry, keeping an output cache between runs."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        cache: OutputCache | None = None,
+        runtime: Runtime | None = None,
+        folders: ModelFolders | None = None,
+    ) -> None:
+        self.registry = registry
+        self.cache = cache if cache is not None else OutputCache()
+        self.runtime = runtime if runtime is not None else Runtime()
+        self.folders = folders if folders is not None else ModelFolders.from_environment()
+
+    def run(
+        self,
+        graph: Graph,
+        targets: Iterable[str] | None = None,
+        *,
+        on_event: EventSink | None = None,
+        cancel: CancelToken | None = None,
+        settings: RunSettings | None = None,
+    ) -> RunResult:
+        """Run ``targets`` (default: the output nodes) and what they need.
+
+        Raises :class:`WorkflowError` if the needed part of the graph is invalid, :class:`NodeExecutionError`
+        if a node fails, :class:`Cancelled` if ``cancel`` is set.
+        """
+        emit = on_event or (lambda event: None)
+        token = cancel or CancelToken()
+        settings = settings or RunSettings()
+        if settings.workflow is None:
+            from nodegraph.workflow import to_document
+
+            settings.workflow = to_document(graph)
+        target_list = list(targets) if targets is not None else default_targets(graph, self.registry)
+        missing = [t for t in target_list if t not in graph.nodes]
+        if missing:
+            raise WorkflowError([Problem("unknown_target", "no such node to run", t, expected="a node id in the workflow", found=repr(t)) for t in missing])
+        needed = needed_nodes(graph, target_list)
+        problems = [p for p in validate(graph, self.registry) if p.node in needed or p.code == "cycle"]
+        if problems:
+            raise WorkflowError(problems)
+        order, _ = topological_order(graph, needed)
+
+        readers_left = {node_id: 0 for node_id in order}
+        for node_id in order:
+            for src, _ in graph.nodes[node_id].inputs.values():
+                readers_left[src] += 1
+        target_set = set(target_list)
+
+        keys: dict[str, str] = {}
+        values: dict[str, dict[str, Any]] = {}
+        result = RunResult(outputs={})
+        started = time.perf_counter()
+        emit(RunStarted(tuple(order), tuple(target_list)))
+        current = ""
+        try:
+            for node_id in order:
+                current = node_id
+                token.check()
+                node = graph.nodes[node_id]
+                definition = self.registry.get(node.type)
+                assert definition is not None  # validated above
+                outputs = self._run_node(node, definition, keys, values, result, emit, token, settings)
+                values[node_id] = outputs
+                for src, _ in node.inputs.values():
+                    readers_left[src] -= 1
+                    if readers_left[src] == 0 and src not in target_set:
+                        del values[src]  # the cache keeps its own reference if it kept the entry
+            result.outputs = {t: values[t] for t in target_list}
+        except Cancelled:
+            emit(RunCancelled(current, time.perf_counter() - started))
+            raise
+        except NodeExecutionError:
+            emit(RunFailed(current, time.perf_counter() - started))
+            raise
+        result.seconds = time.perf_counter() - started
+        emit(RunFinished(result.seconds, len(result.executed), len(result.cached)))
+        return result
+
+    def _run_node(
+        self,
+        node: GraphNode,
+        definition: NodeDef,
+        keys: dict[str, str],
+        values: dict[str, dict[str, Any]],
+        result: RunResult,
+        emit: EventSink,
+        token: CancelToken,
+        settings: RunSettings,
+    ) -> dict[str, Any]:
+        params = {p.name: node.params.get(p.name, p.default) for p in definition.params}
+        ctx = NodeContext(node.id, node.type, emit, token, settings, self.runtime, self.folders, params)
+        try:
+            key = self._key(node, definition, params, keys, ctx)
+        except (OSError, ValueError) as exc:
+            emit(NodeFailed(node.id, node.type, str(exc), type(exc).__name__))
+            raise NodeExecutionError(node.id, node.type, str(exc)) from exc
+        keys[node.id] = key
+
+        entry = self.cache.get(key)
+        if entry is not None:
+            result.cached.append(node.id)
+            emit(NodeCached(node.id, node.type))
+            return entry.outputs
+
+        kwargs: dict[str, Any] = dict(params)
+        for spec in definition.inputs:
+            kwargs[spec.name] = None
+        for name, (src, out) in node.inputs.items():
+            kwargs[name] = _promote(values[src][out], input_socket(definition, name))
+        emit(NodeStarted(node.id, node.type))
+        begin = time.perf_counter()
+        try:
+            for name in node.inputs:
+                param = definition.param(name)
+                if param is not None:
+                    try:
+                        kwargs[name] = param.check(kwargs[name])
+                    except ParamError as exc:
+                        raise NodeInputError(f"the value linked into {name!r} is invalid: {exc}", name) from None
+            ctx.params = {k: kwargs[k] for k in params}
+            outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+        except Cancelled:
+            raise
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, NodeInputError) else f"{type(exc).__name__}: {exc}"
+            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs}
+            emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs))
+            raise NodeExecutionError(node.id, node.type, message) from exc
+        seconds = time.perf_counter() - begin
+        result.executed.append(node.id)
+        result.timings[node.id] = seconds
+        emit(NodeFinished(node.id, node.type, seconds))
+        for victim in self.cache.put(key, CacheEntry(node.id, node.type, outputs, estimate_nbytes(outputs))):
+            reason = "larger than the cache" if victim.outputs is outputs else "least recently used"
+            emit(CacheEvicted(victim.node, victim.type, victim.nbytes, reason))
+        return outputs
+
+    def _key(self, node: GraphNode, definition: NodeDef, params: dict[str, Any], keys: dict[str, str], ctx: NodeContext) -> str:
+        fingerprints: dict[str, Any] = {}
+        for param in definition.params:
+            if param.name in node.inputs:
+                continue
+            value = params[param.name]
+            if isinstance(param, ModelFile) and value:
+                fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
+            elif isinstance(param, ImageFile) and value:
+                fingerprints[param.name] = _file_digest(value)
+        if definition.fingerprint is not None:
+            fingerprints["*"] = definition.fingerprint(params, ctx)
+        upstream = sorted((name, keys[src], out) for name, (src, out) in node.inputs.items())
+        linked = set(node.inputs)
+        own = {k: v for k, v in params.items() if k not in linked}
+        blob = json.dumps(
+            [node.type, node.version, own, fingerprints, upstream], sort_keys=True, default=repr, separators=(",", ":")
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _promote(value: Any, target: SocketType | None) -> Any:
+    # INT -> FLOAT is the one conversion the type rule allows; make it real where the value crosses.
+    if target is not None and target.members == FLOAT.members and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {path!r} does not exist") from None
+    return digest.hexdigest()

@@ -1,0 +1,207 @@
+"""The workflow file: one canonical JSON document for the editor and the command line.
+
+Version 1 looks like this::
+
+    {
+      "format": "nodegraph.workflow",
+      "version": 1,
+      "nodes": {
+        "prompt": {"type": "core.String", "version": 1, "params": {"value": "a red circle"}},
+        "show":   {"type": "core.Show", "version": 1, "inputs": {"value": ["prompt", "value"]},
+                   "layout": {"x": 240, "y": 0}}
+      },
+      "meta": {}
+    }
+
+Parameters are stored by name, inputs as ``name -> [source node id, output name]``. Loading upgrades older
+file versions and older node versions; nodes of unknown types are kept untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nodegraph.errors import Problem, WorkflowError
+from nodegraph.graph import Graph, GraphNode
+from nodegraph.params import describe
+from nodegraph.registry import Registry
+
+FORMAT = "nodegraph.workflow"
+VERSION = 1
+_NODE_KEYS = {"type", "version", "params", "inputs", "layout"}
+
+
+def _from_v0(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 (the pre-release draft) listed nodes in an array with an ``id`` key each."""
+    nodes = doc.get("nodes")
+    if isinstance(nodes, list):
+        converted: dict[str, Any] = {}
+        for i, item in enumerate(nodes):
+            if isinstance(item, dict):
+                item = dict(item)
+                converted[str(item.pop("id", f"node_{i}"))] = item
+            else:
+                converted[f"node_{i}"] = item
+        doc = {**doc, "nodes": converted}
+    return {**doc, "version": 1}
+
+
+# file version n -> function upgrading a document of version n to version n + 1
+FILE_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _from_v0}
+
+
+def parse_workflow(doc: Any, registry: Registry | None = None) -> Graph:
+    """Build a :class:`Graph` from a workflow document, upgrading old versions.
+
+    Raises :class:`WorkflowError` listing every structural problem. Whether the graph can run (types,
+    links, values) is :func:`nodegraph.graph.validate`'s business.
+    """
+    if not isinstance(doc, dict):
+        raise WorkflowError([Problem("not_a_workflow", "a workflow must be a JSON object", expected="an object", found=describe(doc))])
+    if doc.get("format") != FORMAT:
+        raise WorkflowError(
+            [Problem("not_a_workflow", "this is not a nodegraph workflow file", field="format", expected=repr(FORMAT), found=describe(doc.get("format")))]
+        )
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise WorkflowError([Problem("bad_version", "the file version must be a whole number", field="version", expected="0.." + str(VERSION), found=describe(version))])
+    if version > VERSION:
+        raise WorkflowError(
+            [Problem("newer_file_version", "this file was written by a newer nodegraph; update to open it", field="version", expected=f"<= {VERSION}", found=str(version))]
+        )
+    while version < VERSION:
+        doc = FILE_MIGRATIONS[version](doc)
+        version += 1
+
+    nodes = doc.get("nodes")
+    if not isinstance(nodes, dict):
+        raise WorkflowError([Problem("bad_nodes", "'nodes' must map node ids to nodes", field="nodes", expected="an object", found=describe(nodes))])
+    problems: list[Problem] = []
+    graph = Graph(meta=doc.get("meta") if isinstance(doc.get("meta"), dict) else {})
+    for node_id, raw in nodes.items():
+        node = _parse_node(node_id, raw, problems)
+        if node is not None:
+            if registry is not None:
+                _migrate_node(node, registry, problems)
+            graph.nodes[node_id] = node
+    if problems:
+        raise WorkflowError(problems)
+    return graph
+
+
+def _parse_node(node_id: str, raw: Any, problems: list[Problem]) -> GraphNode | None:
+    if not node_id:
+        problems.append(Problem("bad_node_id", "node ids must be non-empty", expected="a non-empty id", found="''"))
+        return None
+    if not isinstance(raw, dict):
+        problems.append(Problem("bad_node", "a node must be a JSON object", node_id, expected="an object", found=describe(raw)))
+        return None
+    before = len(problems)
+    node_type = raw.get("type")
+    if not isinstance(node_type, str) or not node_type:
+        problems.append(Problem("bad_node", "a node needs a type", node_id, "type", "a node type id", describe(node_type)))
+    version = raw.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append(Problem("bad_node", "the node version must be a whole number >= 1", node_id, "version", "an integer >= 1", describe(version)))
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        problems.append(Problem("bad_node", "'params' must map names to values", node_id, "params", "an object", describe(params)))
+    inputs = raw.get("inputs", {})
+    links: dict[str, tuple[str, str]] = {}
+    if not isinstance(inputs, dict):
+        problems.append(Problem("bad_node", "'inputs' must map input names to links", node_id, "inputs", "an object", describe(inputs)))
+    else:
+        for name, link in inputs.items():
+            if isinstance(link, list) and len(link) == 2 and all(isinstance(x, str) for x in link):
+                links[name] = (link[0], link[1])
+            else:
+                problems.append(Problem("bad_link", "an input must be [source node id, output name]", node_id, name, "a pair of strings", describe(link)))
+    layout = raw.get("layout", {})
+    if not isinstance(layout, dict):
+        problems.append(Problem("bad_node", "'layout' must be an object", node_id, "layout", "an object", describe(layout)))
+    if len(problems) > before:
+        return None
+    extra = {k: v for k, v in raw.items() if k not in _NODE_KEYS}
+    return GraphNode(node_id, node_type, version, dict(params), links, dict(layout), extra)
+
+
+def _migrate_node(node: GraphNode, registry: Registry, problems: list[Problem]) -> None:
+    definition = registry.get(node.type)
+    if definition is None or node.version >= definition.version:
+        return  # unknown types stay as saved; newer versions are reported by validation
+    if definition.migrate is not None:
+        try:
+            node.params = dict(definition.migrate(node.version, dict(node.params)))
+        except Exception as exc:  # a plugin's migration is foreign code: report, do not crash
+            problems.append(
+                Problem("migration_failed", f"could not upgrade {node.type} from version {node.version}: {exc}", node.id, expected=f"version {definition.version}", found=f"version {node.version}")
+            )
+            return
+    node.version = definition.version
+
+
+def to_document(graph: Graph) -> dict[str, Any]:
+    """The canonical JSON document of a graph (what :func:`save_workflow` writes)."""
+    nodes: dict[str, Any] = {}
+    for node in graph.nodes.values():
+        entry: dict[str, Any] = {"type": node.type, "version": node.version}
+        if node.params:
+            entry["params"] = dict(node.params)
+        if node.inputs:
+            entry["inputs"] = {k: [s, o] for k, (s, o) in node.inputs.items()}
+        if node.layout:
+            entry["layout"] = dict(node.layout)
+        entry.update(node.extra)
+        nodes[node.id] = entry
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "nodes": nodes}
+    if graph.meta:
+        doc["meta"] = graph.meta
+    return doc
+
+
+def dumps(graph: Graph) -> str:
+    return json.dumps(to_document(graph), indent=2, ensure_ascii=False) + "\n"
+
+
+def load_workflow(path: str | os.PathLike[str], registry: Registry | None = None) -> Graph:
+    """Read a workflow file (or a PNG saved by the product, which embeds its workflow)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WorkflowError([Problem("unreadable", f"cannot read {path}: {exc.strerror or exc}", expected="a readable file", found=str(path))]) from None
+    if data.startswith(b"\x89PNG"):
+        from nodegraph.png_meta import workflow_from_png
+
+        doc = workflow_from_png(data, path)
+    else:
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise WorkflowError([Problem("bad_json", f"{path} is not valid JSON: {exc}", expected="JSON", found=str(path))]) from None
+    return parse_workflow(doc, registry)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write to a temporary file beside ``path`` then rename it over: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_workflow(graph: Graph, path: str | os.PathLike[str]) -> None:
+    atomic_write_bytes(path, dumps(graph).encode("utf-8"))

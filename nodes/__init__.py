@@ -1,0 +1,6 @@
+"""The built-in node library. Node modules declare their nodes at import time without importing torch;
+heavy libraries are imported inside the node functions."""
+
+BUILTIN_MODULES: list[str] = [
+    "nodes.primitives",
+]

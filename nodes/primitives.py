@@ -1,0 +1,161 @@
+"""Constants, text and arithmetic: the small nodes every graph reaches for. No torch needed."""
+
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+from nodegraph.context import NodeContext
+from nodegraph.errors import NodeInputError
+from nodegraph.node import Input, Output, node
+from nodegraph.params import Bool, Choice, Float, Int, String, Text
+from nodegraph.types import ANY, BOOLEAN, FLOAT, INT, STRING
+
+
+@node(
+    "core.Int", name="Integer", category="primitives",
+    description="A whole number to feed other nodes.",
+    params=[Int("value", 0, help="The number.")],
+    outputs=[Output("value", INT)],
+)
+def int_constant(ctx: NodeContext, value: int) -> int:
+    return value
+
+
+@node(
+    "core.Float", name="Float", category="primitives",
+    description="A real number to feed other nodes.",
+    params=[Float("value", 0.0, help="The number.")],
+    outputs=[Output("value", FLOAT)],
+)
+def float_constant(ctx: NodeContext, value: float) -> float:
+    return value
+
+
+@node(
+    "core.String", name="String", category="primitives",
+    description="A line of text.",
+    params=[String("value", "", help="The text.")],
+    outputs=[Output("value", STRING)],
+)
+def string_constant(ctx: NodeContext, value: str) -> str:
+    return value
+
+
+@node(
+    "core.Text", name="Text", category="primitives",
+    description="Several lines of text, such as a prompt.",
+    params=[Text("value", "", help="The text.")],
+    outputs=[Output("value", STRING)],
+)
+def text_constant(ctx: NodeContext, value: str) -> str:
+    return value
+
+
+@node(
+    "core.Bool", name="Boolean", category="primitives",
+    description="True or false.",
+    params=[Bool("value", False, help="The value.")],
+    outputs=[Output("value", BOOLEAN)],
+)
+def bool_constant(ctx: NodeContext, value: bool) -> bool:
+    return value
+
+
+@node(
+    "core.StringJoin", name="Join Text", category="primitives/text",
+    description="Joins two texts with a separator; an unconnected side counts as empty.",
+    inputs=[Input("a", STRING, optional=True), Input("b", STRING, optional=True)],
+    params=[String("separator", ", ", help="Placed between the two texts when both are non-empty.")],
+    outputs=[Output("text", STRING)],
+)
+def string_join(ctx: NodeContext, a: str | None, b: str | None, separator: str) -> str:
+    return separator.join(part for part in (a, b) if part)
+
+
+@node(
+    "core.StringFormat", name="Format Text", category="primitives/text",
+    description="Fills {a}, {b} and {c} in a template, e.g. 'a {a} circle on a {b} background'.",
+    inputs=[Input("a", ANY, optional=True), Input("b", ANY, optional=True), Input("c", ANY, optional=True)],
+    params=[Text("template", "{a}", help="Python format syntax; the placeholders are a, b and c.")],
+    outputs=[Output("text", STRING)],
+)
+def string_format(ctx: NodeContext, a: Any, b: Any, c: Any, template: str) -> str:
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    unknown = sorted(f for f in fields if f not in ("a", "b", "c"))
+    if unknown:
+        raise NodeInputError(f"the template uses {', '.join(unknown)}; only {{a}}, {{b}} and {{c}} exist", "template")
+    try:
+        return template.format(a="" if a is None else a, b="" if b is None else b, c="" if c is None else c)
+    except (ValueError, IndexError) as exc:
+        raise NodeInputError(f"the template is not valid: {exc}", "template") from None
+
+
+_OPERATIONS = {
+    "add": lambda a, b: a + b,
+    "subtract": lambda a, b: a - b,
+    "multiply": lambda a, b: a * b,
+    "divide": lambda a, b: a / b,
+    "power": lambda a, b: a**b,
+    "minimum": min,
+    "maximum": max,
+}
+
+
+@node(
+    "core.Math", name="Math", category="primitives/math",
+    description="Applies an arithmetic operation to two numbers. Unconnected operands use the fields.",
+    inputs=[Input("a", FLOAT, optional=True), Input("b", FLOAT, optional=True)],
+    params=[
+        Choice("operation", choices=tuple(_OPERATIONS), help="What to compute from a and b."),
+        Float("a_value", 0.0, help="a, when nothing is connected."),
+        Float("b_value", 0.0, help="b, when nothing is connected."),
+    ],
+    outputs=[Output("result", FLOAT)],
+)
+def math_op(ctx: NodeContext, a: float | None, b: float | None, operation: str, a_value: float, b_value: float) -> float:
+    x = a_value if a is None else a
+    y = b_value if b is None else b
+    if operation == "divide" and y == 0:
+        raise NodeInputError("division by zero: b is 0", "b")
+    try:
+        result = float(_OPERATIONS[operation](x, y))
+    except (OverflowError, ZeroDivisionError, TypeError) as exc:
+        raise NodeInputError(f"{operation} of {x} and {y} has no real result ({exc})") from None
+    if not math.isfinite(result):
+        raise NodeInputError(f"{operation} of {x} and {y} is not a finite number")
+    return result
+
+
+@node(
+    "core.IntMath", name="Integer Math", category="primitives/math",
+    description="Whole-number arithmetic (division rounds down).",
+    inputs=[Input("a", INT, optional=True), Input("b", INT, optional=True)],
+    params=[
+        Choice("operation", choices=("add", "subtract", "multiply", "divide", "modulo", "minimum", "maximum")),
+        Int("a_value", 0, help="a, when nothing is connected."),
+        Int("b_value", 0, help="b, when nothing is connected."),
+    ],
+    outputs=[Output("result", INT)],
+)
+def int_math(ctx: NodeContext, a: int | None, b: int | None, operation: str, a_value: int, b_value: int) -> int:
+    x = a_value if a is None else a
+    y = b_value if b is None else b
+    if operation in ("divide", "modulo") and y == 0:
+        raise NodeInputError(f"{operation} by zero: b is 0", "b")
+    ops = {"divide": lambda p, q: p // q, "modulo": lambda p, q: p % q, **_OPERATIONS}
+    return int(ops[operation](x, y))
+
+
+@node(
+    "core.Show", name="Show Value", category="primitives",
+    description="Shows any value: printed by `nodegraph run`, displayed in the editor.",
+    inputs=[Input("value", ANY)],
+    outputs=[Output("text", STRING)],
+    output_node=True,
+)
+def show(ctx: NodeContext, value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    ctx.log(text)
+    return text
