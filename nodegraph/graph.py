@@ -76,9 +76,17 @@ class Graph:
         return Graph((copy.deepcopy(n) for n in self.nodes.values()), copy.deepcopy(self.meta))
 
     def links(self) -> list[Link]:
+        """Every well-formed link (malformed ones are validation problems, not links)."""
         return [
-            Link(src, out, n.id, name) for n in self.nodes.values() for name, (src, out) in n.inputs.items()
+            Link(link[0], link[1], n.id, name)
+            for n in self.nodes.values()
+            for name, link in n.inputs.items()
+            if _is_link(link)
         ]
+
+    def sources(self, node_id: str) -> list[str]:
+        """Ids of the nodes that ``node_id`` reads from."""
+        return [link[0] for link in self.nodes[node_id].inputs.values() if _is_link(link)]
 
     def consumers(self) -> dict[str, list[Link]]:
         """For each node id, the links that read from it."""
@@ -230,12 +238,13 @@ def topological_order(graph: Graph, subset: Iterable[str] | None = None) -> tupl
     Returns ``(order, stuck)``: ``stuck`` lists nodes on or behind a cycle (empty for a valid graph).
     Links to nodes outside the graph are ignored here; validation reports them.
     """
-    members = list(graph.nodes) if subset is None else [n for n in graph.nodes if n in set(subset)]
+    wanted = None if subset is None else set(subset)
+    members = [n for n in graph.nodes if wanted is None or n in wanted]
     member_set = set(members)
     indegree = dict.fromkeys(members, 0)
     readers: dict[str, list[str]] = {n: [] for n in members}
     for node_id in members:
-        for source, _ in graph.nodes[node_id].inputs.values():
+        for source in graph.sources(node_id):
             if source in member_set:
                 indegree[node_id] += 1
                 readers[source].append(node_id)
