@@ -487,6 +487,41 @@ def _file_or_location(info: PluginInfo) -> str:
     return _file_of(module) or info.location
 
 
+# -- for plugin authors' tests ----------------------------------------------------------------------------
+
+
+class PluginLoadError(RuntimeError):
+    """Raised by :func:`plugin_registry` when a plugin it was asked to load did not load."""
+
+    def __init__(self, failed: list[PluginInfo]) -> None:
+        lines = "\n".join(f"  - {i.name} ({i.status}): {i.error.line() if i.error else ''}" for i in failed)
+        super().__init__(f"{len(failed)} plugin(s) did not load:\n{lines}")
+        self.failed = failed
+
+
+def plugin_registry(
+    folders: Iterable[str | os.PathLike[str]] = (), *, builtins: bool = True, entry_points: bool = False, strict: bool = True
+) -> Registry:
+    """A fresh registry with the built-in nodes and the plugins in ``folders``: the starting point of a test.
+
+    With ``strict`` (the default) a plugin that fails or conflicts raises :class:`PluginLoadError`, so a broken
+    plugin fails its tests loudly instead of being reported and skipped as it is in the application.
+    """
+    from nodegraph.registry import Registry
+
+    registry = Registry()
+    if builtins:
+        from nodes import BUILTIN_MODULES
+
+        for module in BUILTIN_MODULES:
+            registry.register_module(module)
+    infos = load_plugins(registry, entry_points=entry_points, folders=list(folders))
+    failed = [i for i in infos if i.status != LOADED]
+    if strict and failed:
+        raise PluginLoadError(failed)
+    return registry
+
+
 # -- reading the record ---------------------------------------------------------------------------------
 
 
