@@ -292,10 +292,12 @@ def load_plugins(
 def _load_one(registry: Registry, candidate: _Candidate, earlier: list[PluginInfo]) -> PluginInfo:
     info = candidate.info
     try:
-        clash = next((p for p in earlier if p.module == info.module and p.kind == FOLDER and info.kind == FOLDER), None)
+        # The name identifies the plugin's nodes in the registry (source "plugin:<name>") and, for folder
+        # plugins, the module it is imported as: it must be unique.
+        clash = next((p for p in earlier if p.name == info.name or (p.module == info.module and p.kind == info.kind == FOLDER)), None)
         if clash is not None:
             raise _PluginFailure(
-                PluginError("conflict", f"another plugin folder already provides a plugin named {info.name!r}: {clash.location}", info.location),
+                PluginError("conflict", f"a plugin named {clash.name!r} was already found: {clash.source}", info.location),
                 CONFLICT,
             )
         obj = _run_plugin_code("import", candidate, candidate.load)

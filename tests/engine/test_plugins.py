@@ -148,6 +148,18 @@ def test_plugin_path_and_user_folder_are_searched_for_packages_and_single_module
     assert run_one(registry, "mine.Hello", {"name": "me"}) == "hello me"
 
 
+
+def test_a_folder_plugin_with_the_name_of_an_installed_one_is_a_conflict(registry, site, tmp_path):
+    module = f"epmod{next(_unique)}"
+    make_distribution(site, "good-nodes", "1.0", f"good = {module}", {f"{module}.py": GOOD})
+    write(tmp_path / "p" / "good.py", GOOD.replace('"good', '"other'))
+    infos = load_plugins(registry, folders=[tmp_path / "p"])
+    installed, folder = (i for i in infos if i.name == "good")
+    assert (installed.kind, installed.status) == ("entry_point", LOADED)
+    assert (folder.kind, folder.status) == ("folder", CONFLICT)
+    assert "a plugin named 'good' was already found: entry point good" in folder.error.message
+    assert "other.Hello" not in registry and registry.get("good.Hello").source == "plugin:good"
+
 # -- isolation: every failure kind is reported and nothing else breaks -------------------------------------
 
 BROKEN_PLUGINS = {
@@ -317,10 +329,17 @@ def test_validation_names_the_failed_plugin_and_its_error(registry, tmp_path):
         Executor(registry).run(graph, ["blur"])
 
 
+def test_validation_of_a_node_a_loaded_plugin_lacks_names_the_plugin_and_its_version(registry, tmp_path):
+    write(tmp_path / "p" / "good.py", GOOD)
+    load_plugins(registry, entry_points=False, folders=[tmp_path / "p"])
+    doc = {"format": "nodegraph.workflow", "version": 1, "nodes": {"x": {"type": "good.Goodbye"}}}
+    [problem] = validate(parse_workflow(doc, registry), registry)
+    assert "plugin 'good' (version 2.5) is loaded but has no node type 'good.Goodbye'" in problem.message
+
+
 def test_validation_of_a_node_from_an_unknown_plugin_suggests_installing_it(registry):
-    graph = Graph()
-    graph.nodes["x"] = parse_workflow({"format": "nodegraph.workflow", "version": 1, "nodes": {"x": {"type": "zzz.Thing"}}}).nodes["x"]
-    [problem] = validate(graph, registry)
+    doc = {"format": "nodegraph.workflow", "version": 1, "nodes": {"x": {"type": "zzz.Thing"}}}
+    [problem] = validate(parse_workflow(doc, registry), registry)
     assert "comes from the plugin 'zzz'" in problem.message and "Install that plugin" in problem.message
 
 
