@@ -206,13 +206,16 @@ def _folder_candidates(folders: Iterable[Path]) -> list[_Candidate]:
         for entry in sorted(folder.iterdir(), key=lambda p: p.name):
             if entry.name.startswith((".", "_")):
                 continue  # __pycache__, hidden files, editor backups
+            if entry.is_dir() and "." in entry.name:
+                continue  # not importable as a package: build metadata (*.egg-info, *.dist-info) and the like
             if entry.is_dir():
                 name, init = entry.name, entry / "__init__.py"
             elif entry.suffix == ".py":
                 name, init = entry.stem, entry
             else:
                 continue
-            info = PluginInfo(name, FOLDER, str(entry), str(entry), namespace=_static_namespace(init) or _default_namespace(name))
+            declared = _static_namespace(init)
+            info = PluginInfo(name, FOLDER, str(entry), str(entry), namespace=declared[0] if declared else _default_namespace(name))
             info.module = f"{FOLDER_PACKAGE}.{_identifier(name)}"
             if entry.is_dir() and not init.is_file():
                 error = PluginError("not_a_plugin", "a plugin folder needs an __init__.py (or make it a single .py file)", str(entry))
@@ -485,8 +488,12 @@ def _def_where(d: NodeDef) -> str:
 
 
 def _file_or_location(info: PluginInfo) -> str:
-    module = sys.modules.get(info.module)
-    return _file_of(module) or info.location
+    """Where the plugin declares its namespace: the NAMESPACE line if there is one, else its file."""
+    path = _file_of(sys.modules.get(info.module))
+    if not path:
+        return info.location
+    found = _static_namespace(Path(path))
+    return f"{path}:{found[1]}" if found else path
 
 
 # -- for plugin authors' tests ----------------------------------------------------------------------------
@@ -650,8 +657,9 @@ def _default_namespace(name: str) -> str:
     return _identifier(name)
 
 
-def _static_namespace(path: Path) -> str | None:
-    """Read ``NAMESPACE = "..."`` without importing, so a plugin that fails to import still explains its nodes."""
+def _static_namespace(path: Path) -> tuple[str, int] | None:
+    """``NAMESPACE = "..."`` and its line, read without importing (so a plugin that fails to import still
+    explains which node types it would have provided)."""
     import ast
 
     try:
@@ -661,7 +669,7 @@ def _static_namespace(path: Path) -> str | None:
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "NAMESPACE" for t in stmt.targets):
             if isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
-                return stmt.value.value
+                return stmt.value.value, stmt.lineno
     return None
 
 

@@ -137,6 +137,7 @@ def test_plugin_path_and_user_folder_are_searched_for_packages_and_single_module
     write(second / "single.py", GOOD.replace('"good', '"single'))
     write(user_plugin_dir() / "mine.py", GOOD.replace('"good', '"mine'))
     write(first / "notes.txt", "not a plugin")
+    write(first / "pkgplugin.egg-info" / "PKG-INFO", "build metadata, not a plugin")
     monkeypatch.setenv("NODEGRAPH_PLUGIN_PATH", os.pathsep.join([str(first), str(second)]))
 
     assert plugin_folders() == [first, second, user_plugin_dir()]
@@ -262,6 +263,7 @@ def test_two_plugins_with_one_namespace_conflict_and_the_first_keeps_working(reg
     infos = load_plugins(registry, entry_points=False, folders=[tmp_path / "p"])
     assert [(i.name, i.status) for i in infos] == [("a_first", LOADED), ("b_second", CONFLICT)]
     assert "already used by plugin:a_first" in by_name(infos, "b_second").error.message
+    assert by_name(infos, "b_second").error.where == f"{tmp_path / 'p' / 'b_second.py'}:6"  # its NAMESPACE line
     assert run_one(registry, "good.Hello") == "hello world"
 
 
