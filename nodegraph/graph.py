@@ -283,7 +283,7 @@ def validate(graph: Graph, registry: Registry) -> list[Problem]:
 def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Problem]:
     definition = registry.get(node.type)
     if definition is None:
-        return [unknown_type_problem(node)]
+        return [unknown_type_problem(node, registry)]
     problems: list[Problem] = []
     if node.version > definition.version:
         problems.append(
@@ -333,16 +333,22 @@ def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Pr
     return problems
 
 
-def unknown_type_problem(node: GraphNode) -> Problem:
+def unknown_type_problem(node: GraphNode, registry: Registry | None = None) -> Problem:
+    from nodegraph.plugins import explain_missing
+
     namespace = node.type.rsplit(".", 1)[0] if "." in node.type else node.type
-    return Problem(
-        "unknown_node_type",
-        f"node type {node.type!r} is not installed; it comes from the plugin {namespace!r}. "
-        "Install that plugin, or remove the node (its data is kept as it is until then)",
-        node.id,
-        expected="an installed node type",
-        found=repr(node.type),
-    )
+    reason = explain_missing(node.type, registry)
+    if reason is not None:  # a plugin we know about: say what went wrong with it
+        message = (
+            f"node type {node.type!r} is not available: {reason}. Run `nodegraph plugins` for details; "
+            "the node's data is kept as it is until then"
+        )
+    else:
+        message = (
+            f"node type {node.type!r} is not installed; it comes from the plugin {namespace!r}. "
+            "Install that plugin, or remove the node (its data is kept as it is until then)"
+        )
+    return Problem("unknown_node_type", message, node.id, expected="an installed node type", found=repr(node.type))
 
 
 def _is_link(value: Any) -> bool:
