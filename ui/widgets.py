@@ -1,0 +1,349 @@
+"""Widgets inside nodes, one per parameter kind, built from :meth:`Param.schema`.
+
+They are NodeGraphQt ``NodeBaseWidget`` proxies around real Qt widgets (NodeGraphQt's own spin box starts
+at 0 and returns strings). A widget never writes to the node: it emits :attr:`ParamWidget.edited`, the
+canvas turns that into an undoable document edit, and the document's change comes back via ``set_value``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from NodeGraphQt import NodeBaseWidget
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QPixmap, QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+FLOAT_LIMIT = 1e12
+WIDGET_WIDTH = 160
+
+# (folder, extensions, directories) -> names; filled by the canvas so a 300-node file lists each folder once
+ModelLister = Callable[[str, tuple[str, ...], bool], list[str]]
+
+
+class ParamWidget(NodeBaseWidget):
+    """Base of the parameter widgets: ``edited(name, value)`` is emitted for user edits only."""
+
+    edited = Signal(str, object)
+
+    def __init__(self, schema: dict[str, Any], parent: Any = None) -> None:
+        super().__init__(parent, schema["name"], schema.get("label", schema["name"]))
+        self.schema = schema
+        inner = self.build()
+        inner.setMinimumWidth(WIDGET_WIDTH)
+        if schema.get("help"):
+            inner.setToolTip(schema["help"])
+        self.set_custom_widget(inner)
+        self.set_value(schema.get("default"))
+
+    def build(self) -> QWidget:
+        raise NotImplementedError
+
+    def _emit(self, *_: Any) -> None:
+        self.edited.emit(self.get_name(), self.get_value())
+
+
+class IntWidget(ParamWidget):
+    def build(self) -> QWidget:
+        self.box = QSpinBox()
+        low, high = self.schema.get("min"), self.schema.get("max")
+        self.box.setRange(INT32_MIN if low is None else max(low, INT32_MIN), INT32_MAX if high is None else min(high, INT32_MAX))
+        self.box.setSingleStep(int(self.schema.get("step") or 1))
+        self.box.setKeyboardTracking(False)  # one edit per finished number, not per digit
+        self.box.valueChanged.connect(self._emit)
+        return self.box
+
+    def get_value(self) -> int:
+        return int(self.box.value())
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.box):
+            self.box.setValue(int(value or 0))
+
+
+class FloatWidget(ParamWidget):
+    def build(self) -> QWidget:
+        self.box = QDoubleSpinBox()
+        low, high = self.schema.get("min"), self.schema.get("max")
+        step = float(self.schema.get("step") or 0.01)
+        decimals = max(2, min(6, len(f"{step:.10f}".rstrip("0").split(".")[1])))
+        self.box.setDecimals(decimals)
+        self.box.setRange(-FLOAT_LIMIT if low is None else low, FLOAT_LIMIT if high is None else high)
+        self.box.setSingleStep(step)
+        self.box.setKeyboardTracking(False)
+        self.box.valueChanged.connect(self._emit)
+        return self.box
+
+    def get_value(self) -> float:
+        return float(self.box.value())
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.box):
+            self.box.setValue(float(value or 0.0))
+
+
+class LineWidget(ParamWidget):
+    def build(self) -> QWidget:
+        self.line = QLineEdit()
+        self.line.setPlaceholderText(self.schema.get("placeholder", ""))
+        self.line.editingFinished.connect(self._emit_if_changed)
+        return self.line
+
+    def _emit_if_changed(self) -> None:
+        if self.line.isModified():
+            self.line.setModified(False)
+            self._emit()
+
+    def get_value(self) -> str:
+        return self.line.text()
+
+    def set_value(self, value: Any) -> None:
+        if self.line.text() != (value or ""):
+            with QSignalBlocker(self.line):
+                self.line.setText(value or "")
+
+
+class TextWidget(ParamWidget):
+    """Multiline text (prompts): every change is an edit; the undo stack merges consecutive ones."""
+
+    def build(self) -> QWidget:
+        self.text = QPlainTextEdit()
+        self.text.setFixedHeight(72)
+        self.text.setPlaceholderText(self.schema.get("placeholder", ""))
+        self.text.textChanged.connect(self._emit)
+        return self.text
+
+    def get_value(self) -> str:
+        return self.text.toPlainText()
+
+    def set_value(self, value: Any) -> None:
+        if self.text.toPlainText() != (value or ""):
+            with QSignalBlocker(self.text):
+                self.text.setPlainText(value or "")
+
+
+class BoolWidget(ParamWidget):
+    def build(self) -> QWidget:
+        self.box = QCheckBox(self.schema.get("label", ""))
+        self.box.toggled.connect(self._emit)
+        return self.box
+
+    def get_value(self) -> bool:
+        return self.box.isChecked()
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.box):
+            self.box.setChecked(bool(value))
+
+
+class ChoiceWidget(ParamWidget):
+    def build(self) -> QWidget:
+        self.combo = QComboBox()
+        self.combo.addItems([str(c) for c in self.schema.get("choices", [])])
+        self.combo.currentTextChanged.connect(self._emit)
+        return self.combo
+
+    def get_value(self) -> str:
+        return self.combo.currentText()
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.combo):
+            if value is not None and self.combo.findText(str(value)) < 0:
+                self.combo.addItem(str(value))  # a saved value no longer offered: keep it visible
+            self.combo.setCurrentText("" if value is None else str(value))
+
+
+class SeedWidget(ParamWidget):
+    """Seeds go up to 2**64 - 1, beyond a QSpinBox: a digits-only line plus a randomise button."""
+
+    def build(self) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.line = QLineEdit()
+        self.line.setValidator(QRegularExpressionValidator(r"\d{1,20}"))
+        self.line.editingFinished.connect(self._emit)
+        self.dice = QPushButton("🎲")
+        self.dice.setToolTip("Pick a random seed")
+        self.dice.setFixedWidth(32)
+        self.dice.clicked.connect(self.randomise)
+        row.addWidget(self.line, 1)
+        row.addWidget(self.dice)
+        return box
+
+    def randomise(self) -> None:
+        high = self.schema.get("max") or 2**32 - 1
+        self.set_value(random.randint(int(self.schema.get("min") or 0), min(int(high), 2**32 - 1)))
+        self._emit()
+
+    def get_value(self) -> int:
+        text = self.line.text().strip()
+        value = int(text) if text else 0
+        high = self.schema.get("max")
+        return min(value, int(high)) if high is not None else value
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.line):
+            self.line.setText(str(int(value or 0)))
+
+
+class ModelFileWidget(ParamWidget):
+    """Files of a model folder (checkpoints, loras, ...), listed through :class:`ModelFolders`."""
+
+    lister: ModelLister | None = None
+
+    def build(self) -> QWidget:
+        self.combo = QComboBox()
+        names: list[str] = []
+        if ModelFileWidget.lister is not None:
+            names = ModelFileWidget.lister(
+                self.schema.get("folder", "checkpoints"),
+                tuple(self.schema.get("extensions", ())),
+                bool(self.schema.get("allow_directories", False)),
+            )
+        self.combo.addItems(names)
+        if not names:
+            self.combo.setPlaceholderText(f"(no files in {self.schema.get('folder', 'the model folder')})")
+        self.combo.currentTextChanged.connect(self._emit)
+        return self.combo
+
+    def get_value(self) -> str:
+        return self.combo.currentText()
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.combo):
+            value = value or ""
+            if value and self.combo.findText(value) < 0:
+                self.combo.addItem(value)
+                index = self.combo.findText(value)
+                self.combo.setItemData(index, "not found in the model folders", Qt.ItemDataRole.ToolTipRole)
+            self.combo.setCurrentIndex(self.combo.findText(value) if value else -1)
+
+
+class ImageFileWidget(ParamWidget):
+    def build(self) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.line = QLineEdit()
+        self.line.editingFinished.connect(self._emit)
+        browse = QPushButton("…")
+        browse.setFixedWidth(28)
+        browse.setToolTip("Choose an image file")
+        browse.clicked.connect(self.browse)
+        row.addWidget(self.line, 1)
+        row.addWidget(browse)
+        return box
+
+    def browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(None, "Choose an image", self.line.text(), "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+        if path:
+            self.set_value(path)
+            self._emit()
+
+    def get_value(self) -> str:
+        return self.line.text()
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.line):
+            self.line.setText(value or "")
+
+
+class ReadOnlyWidget(ParamWidget):
+    """A value the editor cannot edit (a placeholder's parameters, an unknown kind): shown, kept as is."""
+
+    def build(self) -> QWidget:
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return self.label
+
+    def get_value(self) -> Any:
+        return self._value
+
+    def set_value(self, value: Any) -> None:
+        self._value = value
+        text = repr(value)
+        self.label.setText(text if len(text) < 120 else text[:117] + "...")
+
+
+WIDGETS: dict[str, type[ParamWidget]] = {
+    "int": IntWidget,
+    "float": FloatWidget,
+    "string": LineWidget,
+    "text": TextWidget,
+    "bool": BoolWidget,
+    "choice": ChoiceWidget,
+    "seed": SeedWidget,
+    "model_file": ModelFileWidget,
+    "image_file": ImageFileWidget,
+}
+
+
+def widget_for(schema: dict[str, Any], parent: Any) -> ParamWidget:
+    """The widget for a parameter schema, inside the node item ``parent``; unknown kinds (from a newer
+    plugin API) are shown read-only."""
+    kind = schema.get("kind")
+    if kind == "string" and schema.get("multiline"):
+        kind = "text"
+    return WIDGETS.get(kind, ReadOnlyWidget)(schema, parent)
+
+
+class ImagePreviewWidget(NodeBaseWidget):
+    """The latest image a node produced (or received, for output nodes), shown inside the node."""
+
+    SIZE = 200
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent, "__preview__", "")
+        self.label = QLabel()
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setFixedSize(self.SIZE, self.SIZE)
+        self.label.setStyleSheet("background: #202020; color: #888;")
+        self.set_custom_widget(self.label)
+
+    def get_value(self) -> None:
+        return None
+
+    def set_value(self, value: Any) -> None:
+        pass
+
+    def set_pixmap(self, pixmap: QPixmap) -> None:
+        self.label.setPixmap(
+            pixmap.scaled(self.SIZE, self.SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        )
+
+
+class TextResultWidget(NodeBaseWidget):
+    """The text an output node produced (Show Value), shown inside the node."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent, "__result__", "")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setMaximumWidth(260)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setStyleSheet("background: #1d2a1d; color: #d8f0d8; padding: 4px; border-radius: 3px;")
+        self.set_custom_widget(self.label)
+
+    def get_value(self) -> str:
+        return self.label.text()
+
+    def set_value(self, value: Any) -> None:
+        text = str(value or "")
+        self.label.setText(text if len(text) <= 400 else text[:397] + "...")
