@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
         node_menu.setEnabled(False)
 
     def _wire(self) -> None:
-        self.document.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
+        self.document.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self.document.path_changed.connect(self._update_title)
         self.document.reset.connect(self._on_reset)
         self.canvas.link_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
@@ -209,6 +209,9 @@ class MainWindow(QMainWindow):
     def ask(self, title: str, text: str, buttons: Any, default: Any) -> Any:
         """A modal question (tests replace this to answer without a person)."""
         return QMessageBox.question(self, title, text, buttons, default)
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self._update_title()
 
     def _update_title(self) -> None:
         name = self.document.path.name if self.document.path else "Untitled"

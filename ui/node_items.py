@@ -114,7 +114,7 @@ class ViewNode(BaseNode):
         return self._guard(port)
 
     def param_widgets(self) -> dict[str, ParamWidget]:
-        return {name: w for name, w in self.view.widgets.items() if isinstance(w, ParamWidget)}
+        return {w.param_name: w for w in self.view.widgets.values() if isinstance(w, ParamWidget)}
 
     def show_image(self, pixmap: Any) -> None:
         if self.preview is None:

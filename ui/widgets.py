@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT_LIMIT = 1e12
 WIDGET_WIDTH = 160
+PROPERTY_PREFIX = "param:"
 
 # (folder, extensions, directories) -> names; filled by the canvas so a 300-node file lists each folder once
 ModelLister = Callable[[str, tuple[str, ...], bool], list[str]]
@@ -42,7 +43,10 @@ class ParamWidget(NodeBaseWidget):
     edited = Signal(str, object)
 
     def __init__(self, schema: dict[str, Any], parent: Any = None) -> None:
-        super().__init__(parent, schema["name"], schema.get("label", schema["name"]))
+        # NodeGraphQt keeps widget values as node properties; a prefix keeps parameters such as "width",
+        # "name" or "color" clear of its reserved property names
+        super().__init__(parent, PROPERTY_PREFIX + schema["name"], schema.get("label", schema["name"]))
+        self.param_name: str = schema["name"]
         self.schema = schema
         inner = self.build()
         inner.setMinimumWidth(WIDGET_WIDTH)
@@ -55,7 +59,7 @@ class ParamWidget(NodeBaseWidget):
         raise NotImplementedError
 
     def _emit(self, *_: Any) -> None:
-        self.edited.emit(self.get_name(), self.get_value())
+        self.edited.emit(self.param_name, self.get_value())
 
 
 class IntWidget(ParamWidget):
