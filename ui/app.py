@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 SCREENSHOT_SIZE = (1600, 960)
@@ -19,6 +20,23 @@ def _quiet_qt_messages(kind: QtMsgType, context: object, message: str) -> None:
     sys.stderr.write(message + "\n")
 
 
+def dark_palette() -> QPalette:
+    """A dark Fusion palette, so that panels and the widgets inside nodes match the dark canvas."""
+    palette = QPalette()
+    roles = QPalette.ColorRole
+    for role, rgb in (
+        (roles.Window, (45, 45, 48)), (roles.WindowText, (220, 220, 220)), (roles.Base, (30, 30, 32)),
+        (roles.AlternateBase, (45, 45, 48)), (roles.ToolTipBase, (60, 60, 64)), (roles.ToolTipText, (230, 230, 230)),
+        (roles.Text, (220, 220, 220)), (roles.Button, (55, 55, 58)), (roles.ButtonText, (220, 220, 220)),
+        (roles.Highlight, (70, 120, 200)), (roles.HighlightedText, (255, 255, 255)), (roles.PlaceholderText, (130, 130, 130)),
+        (roles.Link, (110, 160, 240)),
+    ):
+        palette.setColor(role, QColor(*rgb))
+    palette.setColor(QPalette.ColorGroup.Disabled, roles.Text, QColor(120, 120, 120))
+    palette.setColor(QPalette.ColorGroup.Disabled, roles.ButtonText, QColor(120, 120, 120))
+    return palette
+
+
 def application() -> QApplication:
     app = QApplication.instance()
     if app is None:
@@ -26,6 +44,7 @@ def application() -> QApplication:
         app.setApplicationName("nodegraph")
         app.setOrganizationName("nodegraph")
         app.setStyle("Fusion")
+        app.setPalette(dark_palette())
     qInstallMessageHandler(_quiet_qt_messages)
     return app  # type: ignore[return-value]
 

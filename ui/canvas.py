@@ -241,6 +241,9 @@ class Canvas(NodeGraph):
                     pipe.delete()
                 if wanted is not None:
                     wanted.connect_to(port, push_undo=False, emit_signal=False)
+                    for pipe in port.view.connected_pipes:  # a link takes the colour of its socket type
+                        pipe.color = tuple(wanted.view.color)
+                        pipe.reset()
 
     def _on_param_changed(self, node_id: str, name: str) -> None:
         view = self.views.get(node_id)
