@@ -16,7 +16,7 @@ from typing import Any
 from NodeGraphQt import NodeGraph
 from NodeGraphQt.constants import PortTypeEnum
 from NodeGraphQt.widgets.viewer import NodeViewer
-from PySide6.QtCore import QEvent, QMimeData, QPoint, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPixmap, QUndoStack
 
 from nodegraph.graph import LinkRefused, check_link
@@ -63,6 +63,13 @@ class CanvasViewer(NodeViewer):
             self.tab_pressed.emit()
             return True
         return super().event(event)
+
+    def _combined_rect(self, nodes: list) -> QRectF:
+        # NodeGraphQt groups and ungroups every item to measure them: seconds for a few hundred nodes
+        rect = QRectF()
+        for item in nodes:
+            rect = rect.united(item.sceneBoundingRect())
+        return rect.adjusted(-40, -40, 40, 40)  # ports stick out of the node items
 
     def _accepts(self, mime: QMimeData) -> bool:
         return mime.hasFormat(NODE_MIME) or mime.hasUrls()
@@ -170,15 +177,24 @@ class Canvas(NodeGraph):
     # -- document -> view ------------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        with self._sync():
-            for view in list(self.views.values()):
-                self.remove_node(view, push_undo=False)
-            self.views.clear()
-            self._private_stack.clear()
-            for node_id in self.document.graph.nodes:
-                self._create_view(node_id)
-            for node_id in self.document.graph.nodes:
-                self._sync_inputs(node_id)
+        viewer = self.viewer()
+        scene = viewer.scene()
+        # bulk insertion: no repaints and no BSP index upkeep until every node and link is in place
+        viewer.setUpdatesEnabled(False)
+        scene.setItemIndexMethod(scene.ItemIndexMethod.NoIndex)
+        try:
+            with self._sync():
+                for view in list(self.views.values()):
+                    self.remove_node(view, push_undo=False)
+                self.views.clear()
+                self._private_stack.clear()
+                for node_id in self.document.graph.nodes:
+                    self._create_view(node_id)
+                for node_id in self.document.graph.nodes:
+                    self._sync_inputs(node_id)
+        finally:
+            scene.setItemIndexMethod(scene.ItemIndexMethod.BspTreeIndex)
+            viewer.setUpdatesEnabled(True)
 
     def _create_view(self, node_id: str) -> ViewNode:
         node = self.document.graph.nodes[node_id]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from NodeGraphQt import BaseNode
 from NodeGraphQt.base.port import Port
+from NodeGraphQt.constants import NodePropWidgetEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -45,6 +46,12 @@ class GuardedPort(Port):
 
 class StateNodeItem(NodeItem):
     """A node item that also draws its run state: a coloured border and a step progress bar."""
+
+    @NodeItem.layout_direction.setter
+    def layout_direction(self, value: int = 0) -> None:
+        # NodeGraphQt redraws the node whenever this is assigned, even unchanged (4 redraws per new node)
+        if value != self.layout_direction:
+            NodeItem.layout_direction.fset(self, value)
 
     def __init__(self, name: str = "node", parent: Any = None) -> None:
         super().__init__(name, parent)
@@ -113,6 +120,13 @@ class ViewNode(BaseNode):
         port.view.setToolTip(socket.name)
         return self._guard(port)
 
+    def add_param_widget(self, widget: ParamWidget) -> None:
+        """Like ``add_custom_widget`` minus its immediate redraw (the node is drawn once when placed) and
+        minus the link to NodeGraphQt's property undo (edits go to the document instead)."""
+        self.create_property(widget.get_name(), widget.get_value(), widget_type=NodePropWidgetEnum.HIDDEN.value)
+        widget._node = self
+        self.view.add_widget(widget)
+
     def param_widgets(self) -> dict[str, ParamWidget]:
         return {w.param_name: w for w in self.view.widgets.values() if isinstance(w, ParamWidget)}
 
@@ -143,7 +157,7 @@ def node_class(definition: NodeDef) -> type[ViewNode]:
         for spec in schema["outputs"]:
             self.add_typed_output(spec["name"], spec["type"])
         for spec in schema["params"]:
-            self.add_custom_widget(widget_for(spec, self.view))
+            self.add_param_widget(widget_for(spec, self.view))
 
     attrs = {
         "__identifier__": namespace,
@@ -170,7 +184,6 @@ class MissingNode(ViewNode):
         for name, value in node.params.items():
             widget = ReadOnlyWidget({"name": name, "label": name, "default": value}, self.view)
             self.add_custom_widget(widget)
-            widget.get_custom_widget().setEnabled(False)
         self.view.setToolTip(
             f"Node type {node.type!r} is not installed (plugin {node.type.rpartition('.')[0]!r}).\n"
             "Its parameters and links are kept unchanged when you save."

@@ -7,11 +7,12 @@ into ``QImage`` (numpy, off the GUI thread); the GUI thread only makes pixmaps o
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from nodegraph.context import CancelToken, RunSettings
@@ -111,6 +112,20 @@ class RunController(QObject):
         self._token: CancelToken | None = None
         self._thread: threading.Thread | None = None
         self._last_progress: dict[str, float] = {}
+        # Python's cyclic GC runs in whichever thread happens to allocate. If the worker triggers it, Qt
+        # objects that died in the GUI thread (closed nodes, old windows) get destroyed in the worker, which
+        # crashes Qt. During a run, collection is done by this GUI-thread timer instead.
+        self._gc_timer = QTimer(self)
+        self._gc_timer.setInterval(250)
+        self._gc_timer.timeout.connect(lambda: gc.collect(1))
+        self._gc_was_enabled = gc.isenabled()
+        self.run_finished.connect(self._after_run)
+
+    def _after_run(self, *_: object) -> None:
+        self._gc_timer.stop()
+        if self._gc_was_enabled:
+            gc.enable()
+        gc.collect()
 
     @property
     def running(self) -> bool:
@@ -125,6 +140,10 @@ class RunController(QObject):
         settings = RunSettings(workflow=to_document(snapshot))
         if output_dir is not None:
             settings.output_dir = output_dir
+        self._gc_was_enabled = gc.isenabled()
+        gc.collect()
+        gc.disable()
+        self._gc_timer.start()
         self._thread = threading.Thread(target=self._work, args=(snapshot, self._token, settings), name="nodegraph-run", daemon=True)
         self._thread.start()
         return True

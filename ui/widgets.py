@@ -13,7 +13,7 @@ from typing import Any
 
 from NodeGraphQt import NodeBaseWidget
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QPixmap, QRegularExpressionValidator
+from PySide6.QtGui import QColor, QPalette, QPixmap, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -37,7 +38,51 @@ PROPERTY_PREFIX = "param:"
 ModelLister = Callable[[str, tuple[str, ...], bool], list[str]]
 
 
-class ParamWidget(NodeBaseWidget):
+class FieldBox(QWidget):
+    """A caption above a widget. Stands in for NodeGraphQt's group box, which re-applies a style sheet on
+    every node redraw (most of the time spent opening a large workflow)."""
+
+    def __init__(self, label: str, inner: QWidget) -> None:
+        super().__init__()
+        self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 2, 0, 2)
+        layout.setSpacing(1)
+        self.caption = QLabel(label)
+        font = self.caption.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
+        self.caption.setFont(font)
+        palette = self.caption.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, QColor(138, 138, 138))
+        self.caption.setPalette(palette)
+        self.caption.setVisible(bool(label))
+        layout.addWidget(self.caption)
+        layout.addWidget(inner)
+        self.inner = inner
+        self._align = ""
+
+    def setTitle(self, text: str) -> None:
+        self.caption.setText(text)
+        self.caption.setVisible(bool(text))
+
+    def setTitleAlign(self, align: str = "center") -> None:
+        if align != self._align:
+            self._align = align
+            flags = {"left": Qt.AlignmentFlag.AlignLeft, "right": Qt.AlignmentFlag.AlignRight}
+            self.caption.setAlignment(flags.get(align, Qt.AlignmentFlag.AlignHCenter))
+
+    def get_node_widget(self) -> QWidget:
+        return self.inner
+
+
+class LightWidget(NodeBaseWidget):
+    """A NodeGraphQt node widget framed by a :class:`FieldBox`."""
+
+    def set_custom_widget(self, widget: QWidget) -> None:
+        self.setWidget(FieldBox(self.get_label(), widget))
+
+
+class ParamWidget(LightWidget):
     """Base of the parameter widgets: ``edited(name, value)`` is emitted for user edits only."""
 
     edited = Signal(str, object)
@@ -308,7 +353,7 @@ def widget_for(schema: dict[str, Any], parent: Any) -> ParamWidget:
     return WIDGETS.get(kind, ReadOnlyWidget)(schema, parent)
 
 
-class ImagePreviewWidget(NodeBaseWidget):
+class ImagePreviewWidget(LightWidget):
     """The latest image a node produced (or received, for output nodes), shown inside the node."""
 
     SIZE = 200
@@ -333,7 +378,7 @@ class ImagePreviewWidget(NodeBaseWidget):
         )
 
 
-class TextResultWidget(NodeBaseWidget):
+class TextResultWidget(LightWidget):
     """The text an output node produced (Show Value), shown inside the node."""
 
     def __init__(self, parent: Any = None) -> None:
