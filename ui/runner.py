@@ -125,7 +125,6 @@ class RunController(QObject):
         self._gc_timer.stop()
         if self._gc_was_enabled:
             gc.enable()
-        gc.collect()
 
     @property
     def running(self) -> bool:
@@ -141,7 +140,6 @@ class RunController(QObject):
         if output_dir is not None:
             settings.output_dir = output_dir
         self._gc_was_enabled = gc.isenabled()
-        gc.collect()
         gc.disable()
         self._gc_timer.start()
         self._thread = threading.Thread(target=self._work, args=(snapshot, self._token, settings), name="nodegraph-run", daemon=True)
