@@ -208,6 +208,7 @@ class Canvas(NodeGraph):
                 readers = {out for n in self.document.graph.nodes.values() for s, out in n.inputs.values() if s == node_id}
                 view.fill(node, sorted(readers))
         view.engine_id = node_id
+        view.base_color = tuple(view.color())
         self.views[node_id] = view
         if definition is not None:
             defaults = definition.default_params()
@@ -285,7 +286,7 @@ class Canvas(NodeGraph):
                 view.set_property("name", title, push_undo=False)
                 view.view.draw_node()
             color = node.layout.get("color")
-            rgb = tuple(int(c) for c in color[:3]) if isinstance(color, (list, tuple)) and len(color) >= 3 else (13, 18, 23)
+            rgb = tuple(int(c) for c in color[:3]) if isinstance(color, (list, tuple)) and len(color) >= 3 else view.base_color
             if tuple(view.color()) != rgb:
                 view.set_property("color", (*rgb, 255), push_undo=False)
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
+    QColorDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self.delete_action = self._action("&Delete", self.delete_selected, [QKeySequence(QKeySequence.StandardKey.Delete), QKeySequence("Backspace")])
         self.select_all_action = self._action("Select &All", self.canvas.select_all, QKeySequence.StandardKey.SelectAll)
         self.layout_action = self._action("Auto &Layout", self.auto_layout, "Ctrl+L", "Arrange the nodes in columns by depth")
+        self.color_action = self._action("Node &Colour…", self.choose_color, None, "Colour the selected nodes")
         self.add_node_action = self._action("Add &Node…", self.show_tab_search, None, "Search node types (Tab on the canvas)")
         self.run_action = self._action("&Run", self.run, [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")], "Run the workflow")
         self.stop_action = self._action("&Stop", self.stop, "Ctrl+.", "Stop the run")
@@ -156,7 +158,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         edit_menu = bar.addMenu("&Edit")
         for action in (self.undo_action, self.redo_action, None, self.cut_action, self.copy_action, self.paste_action,
-                       self.delete_action, self.select_all_action, None, self.add_node_action, self.layout_action):
+                       self.delete_action, self.select_all_action, None, self.add_node_action, self.color_action,
+                       self.layout_action):
             edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
         run_menu = bar.addMenu("&Run")
         run_menu.addAction(self.run_action)
@@ -420,6 +423,17 @@ class MainWindow(QMainWindow):
             return []
         self.canvas.select(ids)
         return ids
+
+    def choose_color(self) -> None:
+        ids = self.canvas.selected_ids()
+        if not ids:
+            return
+        color = QColorDialog.getColor(parent=self, title="Node colour")
+        if color.isValid():
+            self.document.undo_stack.beginMacro("colour nodes")
+            for node_id in ids:
+                self.document.set_color(node_id, (color.red(), color.green(), color.blue()))
+            self.document.undo_stack.endMacro()
 
     def auto_layout(self) -> None:
         from nodegraph.graph import Graph

@@ -98,6 +98,7 @@ class ViewNode(BaseNode):
     def __init__(self) -> None:
         super().__init__(StateNodeItem)
         self.engine_id = ""
+        self.base_color: tuple[int, ...] = (13, 18, 23)  # the colour a node has without a layout colour
         self.preview: ImagePreviewWidget | None = None
         self.result_text: TextResultWidget | None = None
 

@@ -239,3 +239,29 @@ def _primitives():
     from tests.ui.conftest import PRIMITIVES
 
     return PRIMITIVES
+
+
+def test_keys_typed_into_a_node_field_do_not_trigger_canvas_shortcuts(window, qtbot):
+    doc = window.document
+    node_id = doc.add_node("core.String", params={"value": "abc"})
+    window.fit_all()
+    line = window.canvas.views[node_id].param_widgets()["value"].line
+    proxy = window.canvas.views[node_id].param_widgets()["value"]
+    window.canvas.viewer().setFocus()
+    window.canvas.viewer().scene().setFocusItem(proxy)
+    line.setFocus()
+    line.end(False)
+    QTest.keyClick(window.canvas.viewer(), Qt.Key.Key_Backspace)
+    QTest.keyClick(window.canvas.viewer(), Qt.Key.Key_Return)
+    assert node_id in doc.graph.nodes
+    assert doc.graph.nodes[node_id].params["value"] == "ab"
+
+
+def test_node_colour_is_stored_in_the_layout_and_shown(window):
+    doc = window.document
+    node_id = doc.add_node("core.Int")
+    doc.set_color(node_id, (120, 30, 30))
+    assert doc.graph.nodes[node_id].layout["color"] == [120, 30, 30]
+    assert tuple(window.canvas.views[node_id].color()) == (120, 30, 30)
+    doc.undo_stack.undo()
+    assert "color" not in doc.graph.nodes[node_id].layout
