@@ -201,14 +201,23 @@ class Canvas(NodeGraph):
         definition = self.registry.get(node.type)
         pos = (float(node.layout.get("x", 0)), float(node.layout.get("y", 0)))
         with self._sync():
+            view = None
             if definition is not None:
-                view = self.create_node(node.type, name=node.layout.get("title") or definition.name, selected=False, pos=pos, push_undo=False)
-            else:
+                try:
+                    view = self.create_node(node.type, name=node.layout.get("title") or definition.name, selected=False, pos=pos, push_undo=False)
+                except Exception as exc:  # a plugin's odd declaration must not lose the node from the view
+                    self.link_refused.emit(f"cannot show {node_id} ({node.type}) properly: {exc}")
+                    definition = None
+            if view is None:
                 view = self.create_node(PLACEHOLDER_TYPE, name=node.layout.get("title") or f"⚠ {node.type}", selected=False, pos=pos, push_undo=False)
                 readers = {out for n in self.document.graph.nodes.values() for s, out in n.inputs.values() if s == node_id}
                 view.fill(node, sorted(readers))
         view.engine_id = node_id
         view.base_color = tuple(view.color())
+        kind = f"{node.type} v{node.version}"
+        view.base_tooltip = f"{node_id} · {kind}" + (f"\n{definition.description}" if definition and definition.description else "")
+        if definition is not None:
+            view.view.setToolTip(view.base_tooltip)
         self.views[node_id] = view
         if definition is not None:
             defaults = definition.default_params()
@@ -380,10 +389,11 @@ class Canvas(NodeGraph):
         if view is None:
             return
         view.view.set_run_state(state, progress)
-        if state == "failed":
-            view.view.setToolTip(message)
-        elif state in ("done", "cached", "running", "waiting"):
-            view.view.setToolTip(message or (view.__doc__ or ""))
+        if isinstance(view, MissingNode) and state != "failed":
+            return  # keep the placeholder's explanation
+        label = {"failed": "failed", "done": "done", "cached": "cached", "running": "running", "waiting": "waiting"}.get(state)
+        status = f"{label}: {message}" if label and message else (label or "")
+        view.view.setToolTip(f"{view.base_tooltip}\n\n{status}" if status else view.base_tooltip)
 
     def clear_states(self) -> None:
         for view in self.views.values():

@@ -28,7 +28,7 @@ from nodegraph.registry import Registry, default_registry
 from nodegraph.workflow import parse_workflow
 from ui.canvas import Canvas
 from ui.document import Document
-from ui.files import Autosave, RecentFiles
+from ui.files import Autosave, RecentFiles, data_dir
 from ui.image_panel import ImagePanel
 from ui.layout import auto_layout
 from ui.palette import Palette, TabSearch
@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         # shortcuts of canvas actions must not steal keys from text fields inside nodes
         for action in (self.copy_action, self.cut_action, self.paste_action, self.delete_action, self.select_all_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.removeAction(action)  # only while the canvas has focus (the log and palette keep their keys)
             self.canvas.viewer().addAction(action)
 
         bar = self.menuBar()
@@ -462,10 +463,16 @@ class MainWindow(QMainWindow):
         self.canvas.clear_states()
         self.progress.setValue(0)
         self.state_label.setText("Running…")
-        started = self.runner.start(self.document.graph)
+        started = self.runner.start(self.document.graph, self.output_dir())
         self.run_action.setEnabled(not started)
         self.stop_action.setEnabled(started)
         return started
+
+    def output_dir(self) -> Path:
+        """Where Save Image nodes write: beside the workflow file, or in the user's data folder."""
+        if self.document.path is not None:
+            return self.document.path.parent / "output"
+        return data_dir() / "output"
 
     def stop(self) -> None:
         self.runner.stop()

@@ -99,6 +99,7 @@ class ViewNode(BaseNode):
         super().__init__(StateNodeItem)
         self.engine_id = ""
         self.base_color: tuple[int, ...] = (13, 18, 23)  # the colour a node has without a layout colour
+        self.base_tooltip = ""
         self.preview: ImagePreviewWidget | None = None
         self.result_text: TextResultWidget | None = None
 

@@ -18,6 +18,7 @@ from PySide6.QtGui import QImage
 from nodegraph.context import CancelToken, RunSettings
 from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
 from nodegraph.events import (
+    CacheEvicted,
     Event,
     NodeCached,
     NodeFailed,
@@ -182,6 +183,8 @@ class RunController(QObject):
                         self.node_images.emit(event.node, images)
         elif isinstance(event, NodeLog):
             self.log.emit(event.level, f"{event.node}: {event.message}")
+        elif isinstance(event, CacheEvicted):
+            self.log.emit("info", f"cache: dropped the outputs of {event.node} ({event.nbytes / 2**20:.1f} MiB, {event.reason})")
 
     def _work(self, graph: Graph, token: CancelToken, settings: RunSettings) -> None:
         self._last_progress.clear()

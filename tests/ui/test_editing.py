@@ -10,6 +10,7 @@ from PySide6.QtTest import QTest
 
 from nodegraph.graph import LinkRefused
 from nodegraph.workflow import to_document
+from ui.node_items import node_class
 
 
 def port_center(window, node_id, name, kind):
@@ -265,3 +266,49 @@ def test_node_colour_is_stored_in_the_layout_and_shown(window):
     assert tuple(window.canvas.views[node_id].color()) == (120, 30, 30)
     doc.undo_stack.undo()
     assert "color" not in doc.graph.nodes[node_id].layout
+
+
+def test_dropping_a_palette_entry_creates_the_node_at_the_drop_point(window):
+    from PySide6.QtCore import QMimeData
+
+    from ui.canvas import NODE_MIME
+
+    mime = QMimeData()
+    mime.setData(NODE_MIME, b"core.Float")
+    window.canvas.viewer().data_dropped.emit(mime, QPoint(120, 80))
+    (node,) = window.document.graph.nodes.values()
+    assert (node.type, node.layout["x"], node.layout["y"]) == ("core.Float", 120, 80)
+    assert window.canvas.selected_ids() == [node.id]
+
+
+def test_every_parameter_kind_gets_a_widget_that_edits_the_graph(window, registry):
+    from nodegraph.node import Output, node
+    from nodegraph.params import Bool, Choice, Float, ImageFile, Int, ModelFile, Seed, String, Text
+    from nodegraph.types import INT
+
+    @node(
+        "test.AllKinds",
+        params=[Int("count", 3, min=1, max=9), Float("scale", 1.5, min=0.0, max=4.0, step=0.25), String("name", "x"),
+                Text("prompt", "a\nb"), Bool("flag", True), Choice("mode", choices=("one", "two")), Seed("seed", 12),
+                ModelFile("model", "", folder="checkpoints"), ImageFile("picture", "")],
+        outputs=[Output("n", INT)],
+    )
+    def all_kinds(ctx, **kwargs):
+        return 1
+
+    registry.register(all_kinds)
+    window.canvas.register_node(node_class(all_kinds))
+    node_id = window.document.add_node("test.AllKinds")
+    widgets = window.canvas.views[node_id].param_widgets()
+    kinds = {name: type(w).__name__ for name, w in widgets.items()}
+    assert kinds == {
+        "count": "IntWidget", "scale": "FloatWidget", "name": "LineWidget", "prompt": "TextWidget",
+        "flag": "BoolWidget", "mode": "ChoiceWidget", "seed": "SeedWidget", "model": "ModelFileWidget",
+        "picture": "ImageFileWidget",
+    }
+    assert {name: w.get_value() for name, w in widgets.items()} == window.document.graph.nodes[node_id].params
+    widgets["flag"].box.setChecked(False)
+    widgets["prompt"].text.setPlainText("a cat")
+    widgets["scale"].box.setValue(9.0)  # clamped by the spin box to the declared maximum
+    params = window.document.graph.nodes[node_id].params
+    assert (params["flag"], params["prompt"], params["scale"]) == (False, "a cat", 4.0)
