@@ -54,7 +54,7 @@ class CanvasViewer(NodeViewer):
         self.refusal = None
         super().apply_live_connection(event)
         if self.refusal:
-            self.canvas.link_refused.emit(self.refusal)
+            self.canvas.edit_refused.emit(self.refusal)
             self.refusal = None
 
     def event(self, event: QEvent) -> bool:
@@ -84,7 +84,7 @@ class CanvasViewer(NodeViewer):
 class Canvas(NodeGraph):
     """The node editor view over one :class:`Document`."""
 
-    link_refused = Signal(str)
+    edit_refused = Signal(str)  # a link the type rule refuses, a value out of bounds
     files_dropped = Signal(list, tuple)  # local paths, scene position
     selection_changed = Signal()
 
@@ -206,7 +206,7 @@ class Canvas(NodeGraph):
                 try:
                     view = self.create_node(node.type, name=node.layout.get("title") or definition.name, selected=False, pos=pos, push_undo=False)
                 except Exception as exc:  # a plugin's odd declaration must not lose the node from the view
-                    self.link_refused.emit(f"cannot show {node_id} ({node.type}) properly: {exc}")
+                    self.edit_refused.emit(f"cannot show {node_id} ({node.type}) properly: {exc}")
                     definition = None
             if view is None:
                 view = self.create_node(PLACEHOLDER_TYPE, name=node.layout.get("title") or f"⚠ {node.type}", selected=False, pos=pos, push_undo=False)
@@ -305,14 +305,14 @@ class Canvas(NodeGraph):
         try:
             self.document.set_param(node_id, name, value)
         except (ParamError, KeyError) as exc:
-            self.link_refused.emit(f"{node_id}.{name}: {exc}")
+            self.edit_refused.emit(f"{node_id}.{name}: {exc}")
             self._on_param_changed(node_id, name)
 
     def _apply_link_changes(self, changes: dict[tuple[str, str], tuple[str, str] | None], text: str) -> None:
         try:
             self.document.set_links(changes, text)
         except LinkRefused as exc:
-            self.link_refused.emit(str(exc))
+            self.edit_refused.emit(str(exc))
         finally:
             for target in {t for t, _ in changes}:
                 self._sync_inputs(target)
@@ -351,6 +351,13 @@ class Canvas(NodeGraph):
             self.document.connect(source, out_port.name(), target, in_port.name())
         finally:
             self._sync_inputs(target)
+
+    def request_disconnect(self, a: Any, b: Any) -> None:
+        out_port, in_port = (a, b) if a.type_() == PortTypeEnum.OUT.value else (b, a)
+        target = in_port.node().engine_id
+        if self.document.graph.nodes[target].inputs.get(in_port.name()) == (out_port.node().engine_id, out_port.name()):
+            self.document.disconnect(target, in_port.name())
+        self._sync_inputs(target)
 
     def _on_nodes_moved(self, node_data: dict) -> None:
         positions = {}

@@ -186,7 +186,7 @@ class MainWindow(QMainWindow):
         self.document.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self.document.path_changed.connect(self._update_title)
         self.document.reset.connect(self._on_reset)
-        self.canvas.link_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
+        self.canvas.edit_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
         self.canvas.files_dropped.connect(self.open_dropped)
         self.canvas.viewer().tab_pressed.connect(self.show_tab_search)
         self.tab_search.chosen.connect(self._add_at_cursor)
@@ -451,6 +451,8 @@ class MainWindow(QMainWindow):
             self.canvas.viewer().zoom_to_nodes([n.view for n in nodes])
 
     def _on_reset(self) -> None:
+        if self.runner.running:
+            self.runner.stop()  # its node ids belong to the graph that was just replaced
         self.image_panel.clear()
         QTimer.singleShot(0, self.fit_all)
 

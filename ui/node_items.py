@@ -34,7 +34,7 @@ MISSING_COLOR = (110, 40, 40)
 
 
 class GuardedPort(Port):
-    """A port whose ``connect_to`` is decided by the engine graph, whoever calls it."""
+    """A port whose ``connect_to`` and ``disconnect_from`` go to the engine graph, whoever calls them."""
 
     def connect_to(self, port: Port | None = None, push_undo: bool = True, emit_signal: bool = True) -> None:
         graph = self.node().graph
@@ -42,6 +42,13 @@ class GuardedPort(Port):
             super().connect_to(port, push_undo=False, emit_signal=emit_signal)
             return
         graph.request_connect(self, port)  # raises LinkRefused for a link the type rule refuses
+
+    def disconnect_from(self, port: Port | None = None, push_undo: bool = True, emit_signal: bool = True) -> None:
+        graph = self.node().graph
+        if port is None or getattr(graph, "syncing", True):
+            super().disconnect_from(port, push_undo=False, emit_signal=emit_signal)
+            return
+        graph.request_disconnect(self, port)
 
 
 class StateNodeItem(NodeItem):

@@ -49,7 +49,7 @@ def test_palette_search_filters_by_name_and_category(window):
     assert "test.Gradient" in window.palette.visible_types()
 
 
-def test_link_by_code_reaches_the_engine_and_a_refused_one_is_not_made(window):
+def test_links_by_code_reach_the_engine_and_a_refused_one_is_not_made(window):
     doc = window.document
     a = doc.add_node("core.Int")
     b = doc.add_node("core.Math")
@@ -62,6 +62,11 @@ def test_link_by_code_reaches_the_engine_and_a_refused_one_is_not_made(window):
     assert doc.graph.nodes[c].inputs == {}
     assert views[c].inputs()["a"].connected_ports() == []
     assert views[c].inputs()["a"].view.connected_pipes == []
+    views[b].inputs()["a"].disconnect_from(views[a].outputs()["value"])
+    assert doc.graph.nodes[b].inputs == {}
+    doc.undo_stack.undo()
+    assert doc.graph.nodes[b].inputs == {"a": (a, "value")}
+    assert views[b].inputs()["a"].connected_ports() == [views[a].outputs()["value"]]
 
 
 def test_mouse_drag_connects_compatible_ports_and_refuses_a_wrong_type(window, qtbot):
@@ -74,7 +79,7 @@ def test_mouse_drag_connects_compatible_ports_and_refuses_a_wrong_type(window, q
     drag(window, port_center(window, a, "value", "out"), port_center(window, b, "a", "in"))
     assert doc.graph.nodes[b].inputs == {"a": (a, "value")}
     refused = []
-    window.canvas.link_refused.connect(refused.append)
+    window.canvas.edit_refused.connect(refused.append)
     drag(window, port_center(window, b, "result", "out"), port_center(window, c, "b", "in"))
     assert doc.graph.nodes[c].inputs == {}
     assert window.canvas.views[c].inputs()["b"].view.connected_pipes == []
