@@ -19,7 +19,7 @@ from NodeGraphQt.widgets.viewer import NodeViewer
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QPixmap, QUndoStack
 
-from nodegraph.graph import LinkRefused, check_link
+from nodegraph.graph import LinkRefused, check_link, input_socket
 from nodegraph.model_folders import ModelFolders
 from nodegraph.params import ParamError
 from nodegraph.registry import Registry
@@ -248,9 +248,11 @@ class Canvas(NodeGraph):
             return
         links = self.document.graph.nodes[node_id].inputs
         with self._sync():
+            definition = self.registry.get(self.document.graph.nodes[node_id].type)
             for name in links:
-                if name not in view.inputs():
-                    view.add_typed_input(name, "*")  # a parameter driven by a link, or a placeholder's input
+                if name not in view.inputs():  # a parameter driven by a link, or a placeholder's input
+                    socket = input_socket(definition, name) if definition is not None else None
+                    view.add_typed_input(name, socket.name if socket is not None else "*")
             for name, port in view.inputs().items():
                 wanted = None
                 link = links.get(name)

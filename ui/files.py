@@ -71,7 +71,11 @@ class Autosave(QObject):
     def save_now(self) -> bool:
         if not self.document.dirty:
             return False
-        record = {"path": str(self.document.path) if self.document.path else None, "workflow": self.document.document()}
+        record = {
+            "pid": os.getpid(),
+            "path": str(self.document.path) if self.document.path else None,
+            "workflow": self.document.document(),
+        }
         try:
             atomic_write_bytes(self.path, json.dumps(record, ensure_ascii=False).encode("utf-8"))
         except OSError:
@@ -91,4 +95,19 @@ class Autosave(QObject):
             record = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return None
-        return record if isinstance(record, dict) and isinstance(record.get("workflow"), dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("workflow"), dict):
+            return None
+        pid = record.get("pid")
+        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+            return None  # another editor is still running and owns this file
+        return record
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, but belongs to someone else
+    return True

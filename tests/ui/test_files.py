@@ -153,3 +153,15 @@ def test_screenshot_mode_writes_an_image_of_the_window(tmp_path):
     assert done.returncode == 0, done.stderr
     image = QImage(str(shot))
     assert (image.width(), image.height()) == (1600, 960)
+
+
+def test_recovery_file_of_a_running_editor_is_left_alone(window):
+    import os
+
+    window.document.add_node("core.Int")
+    assert window.autosave.save_now()
+    record = json.loads(window.autosave.path.read_text())
+    assert record["pid"] == os.getpid()
+    record["pid"] = os.getppid()  # a live process that is not us: another editor
+    window.autosave.path.write_text(json.dumps(record))
+    assert window.autosave.pending() is None
