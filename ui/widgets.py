@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -126,8 +127,11 @@ class IntWidget(ParamWidget):
 
 
 class FloatWidget(ParamWidget):
+    SLIDER_STEPS = 1000
+
     def build(self) -> QWidget:
         self.box = QDoubleSpinBox()
+        self.slider: QSlider | None = None
         low, high = self.schema.get("min"), self.schema.get("max")
         step = float(self.schema.get("step") or 0.01)
         decimals = max(2, min(6, len(f"{step:.10f}".rstrip("0").split(".")[1])))
@@ -136,7 +140,29 @@ class FloatWidget(ParamWidget):
         self.box.setSingleStep(step)
         self.box.setKeyboardTracking(False)
         self.box.valueChanged.connect(self._emit)
-        return self.box
+        if not (self.schema.get("slider") and low is not None and high is not None and high > low):
+            return self.box
+        # a slider beside the spin box for bounded values that are tuned by eye (strengths, weights)
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, self.SLIDER_STEPS)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.box.valueChanged.connect(self._sync_slider)
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.box)
+        return box
+
+    def _slider_moved(self, position: int) -> None:
+        low, high = self.box.minimum(), self.box.maximum()
+        self.box.setValue(low + (high - low) * position / self.SLIDER_STEPS)
+
+    def _sync_slider(self, value: float) -> None:
+        if self.slider is not None:
+            low, high = self.box.minimum(), self.box.maximum()
+            with QSignalBlocker(self.slider):
+                self.slider.setValue(round((value - low) / (high - low) * self.SLIDER_STEPS))
 
     def get_value(self) -> float:
         return float(self.box.value())
@@ -144,6 +170,7 @@ class FloatWidget(ParamWidget):
     def set_value(self, value: Any) -> None:
         with QSignalBlocker(self.box):
             self.box.setValue(float(value or 0.0))
+        self._sync_slider(self.box.value())
 
 
 class LineWidget(ParamWidget):
@@ -217,38 +244,56 @@ class ChoiceWidget(ParamWidget):
             self.combo.setCurrentText("" if value is None else str(value))
 
 
-class SeedWidget(ParamWidget):
-    """Seeds go up to 2**64 - 1, beyond a QSpinBox: a digits-only line plus a randomise button."""
+class BigIntWidget(ParamWidget):
+    """Whole numbers beyond a QSpinBox's 32 bits: a checked line edit, clamped to the bounds."""
 
     def build(self) -> QWidget:
         box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
+        self.row = QHBoxLayout(box)
+        self.row.setContentsMargins(0, 0, 0, 0)
         self.line = QLineEdit()
-        self.line.setValidator(QRegularExpressionValidator(r"\d{1,20}"))
-        self.line.editingFinished.connect(self._emit)
+        self.line.setValidator(QRegularExpressionValidator(r"-?\d{1,20}"))
+        self.line.editingFinished.connect(self._emit_if_changed)
+        self.row.addWidget(self.line, 1)
+        return box
+
+    def _emit_if_changed(self) -> None:
+        if self.line.isModified():
+            self.line.setModified(False)
+            self.set_value(self.get_value())  # show the clamped number
+            self._emit()
+
+    def get_value(self) -> int:
+        text = self.line.text().strip()
+        value = int(text) if text not in ("", "-") else 0
+        low, high = self.schema.get("min"), self.schema.get("max")
+        if low is not None:
+            value = max(value, int(low))
+        if high is not None:
+            value = min(value, int(high))
+        return value
+
+    def set_value(self, value: Any) -> None:
+        with QSignalBlocker(self.line):
+            self.line.setText(str(int(value or 0)))
+
+
+class SeedWidget(BigIntWidget):
+    """Seeds go up to 2**64 - 1: the number plus a randomise button."""
+
+    def build(self) -> QWidget:
+        box = super().build()
         self.dice = QPushButton("🎲")
         self.dice.setToolTip("Pick a random seed")
         self.dice.setFixedWidth(32)
         self.dice.clicked.connect(self.randomise)
-        row.addWidget(self.line, 1)
-        row.addWidget(self.dice)
+        self.row.addWidget(self.dice)
         return box
 
     def randomise(self) -> None:
         high = self.schema.get("max") or 2**32 - 1
         self.set_value(random.randint(int(self.schema.get("min") or 0), min(int(high), 2**32 - 1)))
         self._emit()
-
-    def get_value(self) -> int:
-        text = self.line.text().strip()
-        value = int(text) if text else 0
-        high = self.schema.get("max")
-        return min(value, int(high)) if high is not None else value
-
-    def set_value(self, value: Any) -> None:
-        with QSignalBlocker(self.line):
-            self.line.setText(str(int(value or 0)))
 
 
 class ModelFileWidget(ParamWidget):
@@ -350,6 +395,9 @@ def widget_for(schema: dict[str, Any], parent: Any) -> ParamWidget:
     kind = schema.get("kind")
     if kind == "string" and schema.get("multiline"):
         kind = "text"
+    low, high = schema.get("min"), schema.get("max")
+    if kind == "int" and ((low is not None and low < INT32_MIN) or (high is not None and high > INT32_MAX)):
+        return BigIntWidget(schema, parent)
     return WIDGETS.get(kind, ReadOnlyWidget)(schema, parent)
 
 

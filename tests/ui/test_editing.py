@@ -317,3 +317,17 @@ def test_every_parameter_kind_gets_a_widget_that_edits_the_graph(window, registr
     widgets["scale"].box.setValue(9.0)  # clamped by the spin box to the declared maximum
     params = window.document.graph.nodes[node_id].params
     assert (params["flag"], params["prompt"], params["scale"]) == (False, "a cat", 4.0)
+
+
+def test_float_slider_and_wide_integers(window):
+    from ui.widgets import widget_for
+
+    strength = widget_for({"name": "s", "label": "s", "kind": "float", "default": 0.5, "min": 0.0, "max": 2.0,
+                           "step": 0.05, "slider": True}, None)
+    assert strength.slider.value() == 250
+    strength.slider.setValue(1000)
+    assert strength.get_value() == 2.0
+    big = widget_for({"name": "n", "label": "n", "kind": "int", "default": 2**40, "min": 0, "max": 2**50}, None)
+    assert type(big).__name__ == "BigIntWidget" and big.get_value() == 2**40
+    big.line.setText(str(2**60))
+    assert big.get_value() == 2**50
