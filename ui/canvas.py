@@ -59,7 +59,12 @@ class CanvasViewer(NodeViewer):
 
     def event(self, event: QEvent) -> bool:
         # Tab normally moves keyboard focus; on the canvas it opens the node search
-        if event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Tab:
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Tab
+            and self.scene().focusItem() is None  # a field inside a node keeps its Tab
+        ):
             self.tab_pressed.emit()
             return True
         return super().event(event)
