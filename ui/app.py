@@ -62,7 +62,7 @@ def main(workflow: Path | str | None = None, screenshot: Path | str | None = Non
     app = application()
     from ui.main_window import MainWindow  # after the QApplication: NodeGraphQt builds widgets at import
 
-    window = MainWindow()
+    window = MainWindow(remember_layout=screenshot is None)
     if workflow is not None and not window.open_path(workflow, ask=False):
         if screenshot is not None:
             print(f"nodegraph: cannot open {workflow}", file=sys.stderr)

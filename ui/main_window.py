@@ -58,8 +58,16 @@ def png_has_workflow(path: Path) -> bool:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, registry: Registry | None = None, *, recent: RecentFiles | None = None, autosave_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        recent: RecentFiles | None = None,
+        autosave_dir: Path | None = None,
+        remember_layout: bool = True,
+    ) -> None:
         super().__init__()
+        self.remember_layout = remember_layout  # off for screenshots: they must not depend on the last session
         self.registry = registry if registry is not None else default_registry()
         self.document = Document(self.registry, self)
         self.folders = ModelFolders.from_environment()
@@ -97,6 +105,8 @@ class MainWindow(QMainWindow):
         self._wire()
         self.setAcceptDrops(True)
         self.resize(1500, 900)
+        if remember_layout:
+            self._restore_layout()
         self._update_title()
 
     # -- construction ----------------------------------------------------------------------------
@@ -198,6 +208,15 @@ class MainWindow(QMainWindow):
         self.runner.node_text.connect(self.canvas.show_text)
         self.runner.log.connect(self.log)
         self.runner.run_finished.connect(self._on_run_finished)
+
+    def _restore_layout(self) -> None:
+        """Window size and panel arrangement from the last session."""
+        geometry = self.recent.store.value("window/geometry")
+        state = self.recent.store.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -365,6 +384,9 @@ class MainWindow(QMainWindow):
             self.runner.wait(5)
         if self.maybe_save():
             self.autosave.discard()
+            if self.remember_layout:
+                self.recent.store.setValue("window/geometry", self.saveGeometry())
+                self.recent.store.setValue("window/state", self.saveState())
             event.accept()
         else:
             event.ignore()
