@@ -540,7 +540,9 @@ class MainWindow(QMainWindow):
             self.progress.setValue(100)
         self.state_label.setText(f"{outcome.capitalize()}: {summary}" if outcome != "done" else summary.capitalize())
         self.log("error" if outcome in ("failed", "invalid") else "info", f"run {outcome}: {summary}")
-        if outcome == "cancelled":
+        if outcome != "done":
+            # nodes the run never reached lose their "waiting" mark; the failed node keeps its red one
             for node_id in self.run_nodes:
-                if node_id not in self.finished_nodes:
+                view = self.canvas.view(node_id)
+                if node_id not in self.finished_nodes and view is not None and view.view.run_state != "failed":
                     self.canvas.set_state(node_id, "")
