@@ -155,19 +155,19 @@ class Executor:
             else:
                 to_run.add(node_id)
                 stack.extend(src for src, _ in graph.nodes[node_id].inputs.values())
-        schedule = [n for n in order if n in to_run or n in values]
-
-        readers_left = dict.fromkeys(schedule, 0)
+        readers_left = dict.fromkeys(order, 0)
         for node_id in to_run:
             for src, _ in graph.nodes[node_id].inputs.values():
                 readers_left[src] += 1
         target_set = set(target_list)
 
         result = RunResult(outputs={})
-        emit(RunStarted(tuple(schedule), tuple(target_list)))
+        emit(RunStarted(tuple(order), tuple(target_list)))
         current = ""
         try:
-            for node_id in schedule:
+            # Nodes not run are reported as cached: their result is up to date, whether it was read from the
+            # cache or made unnecessary by a cached node downstream.
+            for node_id in order:
                 current = node_id
                 token.check()
                 node = graph.nodes[node_id]
