@@ -135,11 +135,12 @@ class Executor:
             node = graph.nodes[node_id]
             try:
                 keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings)  # type: ignore[arg-type]
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # a missing file, or a plugin's fingerprint hook failing
+                message = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
                 emit(RunStarted((node_id,), tuple(target_list)))
-                emit(NodeFailed(node_id, node.type, str(exc), type(exc).__name__))
+                emit(NodeFailed(node_id, node.type, message, type(exc).__name__))
                 emit(RunFailed(node_id, time.perf_counter() - started))
-                raise NodeExecutionError(node_id, node.type, str(exc)) from exc
+                raise NodeExecutionError(node_id, node.type, message) from exc
 
         # Pull from the targets: a node whose result is cached cuts off everything above it.
         values: dict[str, dict[str, Any]] = {}
@@ -245,10 +246,13 @@ class Executor:
             if param.name in node.inputs:
                 continue
             value = params[param.name]
-            if isinstance(param, ModelFile) and value:
-                fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
-            elif isinstance(param, ImageFile) and value:
-                fingerprints[param.name] = _file_digest(value)
+            try:
+                if isinstance(param, ModelFile) and value:
+                    fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
+                elif isinstance(param, ImageFile) and value:
+                    fingerprints[param.name] = _file_digest(value)
+            except (OSError, ValueError) as exc:
+                raise NodeInputError(f"parameter {param.name!r}: {exc}", param.name) from exc
         if definition.fingerprint is not None:
             ctx = NodeContext(node.id, node.type, lambda event: None, CancelToken(), settings, self.runtime, self.folders, params)
             fingerprints["*"] = definition.fingerprint(params, ctx)
