@@ -15,13 +15,16 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
 )
 
-from nodegraph.errors import WorkflowError
+from nodegraph import plugins
+from nodegraph.errors import Problem, WorkflowError
 from nodegraph.executor import Executor
+from nodegraph.graph import validate
 from nodegraph.model_folders import ModelFolders
 from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
 from nodegraph.registry import Registry, default_registry
@@ -32,9 +35,11 @@ from ui.files import Autosave, RecentFiles, data_dir
 from ui.image_panel import ImagePanel
 from ui.layout import auto_layout
 from ui.palette import Palette, TabSearch
+from ui.plugins_dialog import PluginsDialog
 from ui.runner import RunController
 
 CLIPBOARD_MIME = "application/x-nodegraph-workflow"
+MAX_LOGGED_PROBLEMS = 50
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 WORKFLOW_FILTER = "Workflows (*.json *.png);;All files (*)"
 
@@ -48,6 +53,12 @@ def image_loader_type(registry: Registry) -> tuple[str, str] | None:
             if param.kind == "image_file":
                 return definition.id, param.name
     return None
+
+
+def problem_text(problem: Problem) -> str:
+    """A problem as shown on its own node: without the node's id, which the node already shows."""
+    detail = f" (expected {problem.expected}, found {problem.found})" if problem.expected or problem.found else ""
+    return (f"{problem.field}: " if problem.field else "") + problem.message + detail
 
 
 def png_has_workflow(path: Path) -> bool:
@@ -78,6 +89,12 @@ class MainWindow(QMainWindow):
         self.run_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
         self.node_fraction: dict[str, float] = {}
+        self.problems: list[Problem] = []
+        # validation runs once per burst of edits (a paste is one undo step but many signals), after the view
+        self._validation = QTimer(self)
+        self._validation.setSingleShot(True)
+        self._validation.setInterval(0)
+        self._validation.timeout.connect(lambda: self.validate_now())
 
         viewer = self.canvas.viewer()
         self.setCentralWidget(viewer)
@@ -151,6 +168,10 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action("&Stop", self.stop, "Ctrl+.", "Stop the run")
         self.stop_action.setEnabled(False)
         self.fit_action = self._action("&Fit All", self.fit_all, "F", "Show every node")
+        self.reload_plugins_action = self._action(
+            "&Reload Plugin Folders", self.reload_plugins, None, "Re-import the plugin folders: new and changed node types appear"
+        )
+        self.show_plugins_action = self._action("Show &Plugins…", self.show_plugins, None, "Every plugin, its node types and errors")
         # shortcuts of canvas actions must not steal keys from text fields inside nodes
         for action in (self.copy_action, self.cut_action, self.paste_action, self.delete_action, self.select_all_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -175,6 +196,9 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addAction(self.run_action)
         run_menu.addAction(self.stop_action)
+        plugins_menu = bar.addMenu("&Plugins")
+        plugins_menu.addAction(self.reload_plugins_action)
+        plugins_menu.addAction(self.show_plugins_action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.fit_action)
         for dock in (self.palette_dock, self.image_dock, self.log_dock):
@@ -198,6 +222,8 @@ class MainWindow(QMainWindow):
         self.document.reset.connect(self._on_reset)
         self.canvas.edit_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
         self.canvas.files_dropped.connect(self.open_dropped)
+        self.canvas.node_menu_requested.connect(lambda node_id, pos: self.node_menu(node_id).exec(pos))
+        self.document.undo_stack.indexChanged.connect(lambda *_: self._validation.start())
         self.canvas.viewer().tab_pressed.connect(self.show_tab_search)
         self.tab_search.chosen.connect(self._add_at_cursor)
         self.palette.add_requested.connect(self._add_at_center)
@@ -476,20 +502,94 @@ class MainWindow(QMainWindow):
         if self.runner.running:
             self.runner.stop()  # its node ids belong to the graph that was just replaced
         self.image_panel.clear()
+        self.validate_now(log=True)
         QTimer.singleShot(0, self.fit_all)
+
+    def node_menu(self, node_id: str) -> QMenu:
+        """The context menu of one node (right click)."""
+        menu = QMenu(self)
+        run = menu.addAction("Run This Node", lambda: self.run_node(node_id))
+        run.setStatusTip("Run this node and the nodes it needs; nothing downstream")
+        run.setEnabled(not self.runner.running)
+        menu.addSeparator()
+        menu.addAction("Delete", lambda: self.document.remove_nodes([node_id]))
+        return menu
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def validate_now(self, log: bool = False) -> list[Problem]:
+        """Check the whole workflow (linear in its size) and mark the nodes with problems; with ``log`` also
+        list the problems in the log panel (after opening a file or reloading plugins, not after each edit)."""
+        self._validation.stop()
+        self.problems = validate(self.document.graph, self.registry)
+        by_node: dict[str, list[str]] = {}
+        for problem in self.problems:
+            if problem.node:
+                by_node.setdefault(problem.node, []).append(problem_text(problem))
+        self.canvas.set_problems(by_node)
+        if log and self.problems:
+            self.log("warning", f"the workflow has {len(self.problems)} problem(s); the marked nodes cannot run yet:")
+            for problem in self.problems[:MAX_LOGGED_PROBLEMS]:
+                self.log("warning", str(problem))
+            if len(self.problems) > MAX_LOGGED_PROBLEMS:
+                self.log("warning", f"... and {len(self.problems) - MAX_LOGGED_PROBLEMS} more")
+        return self.problems
+
+    # -- plugins ---------------------------------------------------------------------------------
+
+    def reload_plugins(self) -> plugins.PluginChanges | None:
+        """Re-import the plugin folders into the editor's registry; the palette, the node classes and the
+        open workflow follow (placeholders whose type now exists become real nodes, and back)."""
+        if self.runner.running:
+            self.message("Plugins cannot be reloaded during a run", error=True)
+            return None
+        changes = plugins.reload_plugins(self.registry)
+        if changes.changed or changes.removed:
+            # Cache keys cover a node's type, version and parameters but not its code, and downstream keys only
+            # cover upstream keys: stale values may sit behind any node of a changed type. Start afresh.
+            self.runner.executor.cache.clear()
+        rebuilt = self.canvas.update_types(changes.added, changes.changed, changes.removed)
+        self.palette.populate()
+        self.palette.filter(self.palette.search.text())
+        summary = ", ".join(
+            f"{len(ids)} {what} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+            for what, ids in (("added", changes.added), ("changed", changes.changed), ("removed", changes.removed))
+            if ids
+        )
+        self.log("info", f"plugins reloaded: {summary or 'no node type changed'}; {len(rebuilt)} node(s) of the workflow rebuilt")
+        for info in changes.plugins:
+            if info.status != plugins.LOADED and info.error is not None:
+                self.log("error", f"plugin {info.name} ({info.status}): {info.error.line()}")
+        self.message("Plugins reloaded" + (f": {summary}" if summary else ""))
+        self.validate_now(log=True)
+        return changes
+
+    def show_plugins(self) -> PluginsDialog:
+        dialog = PluginsDialog(self.registry, self.reload_plugins, self)
+        dialog.reload_button.setEnabled(not self.runner.running)
+        dialog.show()
+        return dialog
 
     # -- running ---------------------------------------------------------------------------------
 
     def run(self) -> bool:
+        return self._start(None)
+
+    def run_node(self, node_id: str) -> bool:
+        """Run one node and what it needs (its result is what the run is for, even if it saves nothing)."""
+        return self._start([node_id])
+
+    def _start(self, targets: list[str] | None) -> bool:
         if self.runner.running:
             self.message("A run is already going")
             return False
         self.canvas.clear_states()
         self.progress.setValue(0)
         self.state_label.setText("Running…")
-        started = self.runner.start(self.document.graph, self.output_dir())
+        started = self.runner.start(self.document.graph, self.output_dir(), targets)
         self.run_action.setEnabled(not started)
         self.stop_action.setEnabled(started)
+        self.reload_plugins_action.setEnabled(not started)  # a run holds the node functions it started with
         return started
 
     def output_dir(self) -> Path:
@@ -535,6 +635,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_finished(self, outcome: str, summary: str) -> None:
         self.run_action.setEnabled(True)
+        self.reload_plugins_action.setEnabled(True)
         self.stop_action.setEnabled(False)
         if outcome == "done":
             self.progress.setValue(100)

@@ -31,6 +31,7 @@ STATE_COLORS = {
     "failed": QColor(225, 60, 60),
 }
 MISSING_COLOR = (110, 40, 40)
+PROBLEM_COLOR = QColor(235, 80, 60)
 
 
 class GuardedPort(Port):
@@ -64,16 +65,30 @@ class StateNodeItem(NodeItem):
         super().__init__(name, parent)
         self.run_state = ""
         self.progress: float | None = None
+        self.has_problem = False
 
     def set_run_state(self, state: str, progress: float | None = None) -> None:
         self.run_state = state
         self.progress = progress
         self.update()
 
+    def set_problem(self, flag: bool) -> None:
+        if flag != self.has_problem:
+            self.has_problem = flag
+            self.update()
+
     def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
         super().paint(painter, option, widget)
         color = STATE_COLORS.get(self.run_state)
         if color is None:
+            if self.has_problem:  # found by validation before any run: a dotted red frame (a failure is solid)
+                painter.save()
+                pen = QPen(PROBLEM_COLOR, 2.0)
+                pen.setStyle(Qt.PenStyle.DotLine)
+                painter.setPen(pen)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRoundedRect(self.boundingRect().adjusted(1, 1, -1, -1), 4, 4)
+                painter.restore()
             return
         painter.save()
         rect = self.boundingRect().adjusted(1, 1, -1, -1)
@@ -107,6 +122,8 @@ class ViewNode(BaseNode):
         self.engine_id = ""
         self.base_color: tuple[int, ...] = (13, 18, 23)  # the colour a node has without a layout colour
         self.base_tooltip = ""
+        self.problems: list[str] = []  # what validation found wrong with this node
+        self.status = ""  # the last run state and its message
         self.preview: ImagePreviewWidget | None = None
         self.result_text: TextResultWidget | None = None
 
@@ -122,6 +139,14 @@ class ViewNode(BaseNode):
         else:
             port.view.setToolTip(socket.name)
         return self._guard(port)
+
+    def update_tooltip(self) -> None:
+        parts = [self.base_tooltip]
+        if self.problems:
+            parts.append("Problems:\n" + "\n".join(f"• {p}" for p in self.problems))
+        if self.status:
+            parts.append(self.status)
+        self.view.setToolTip("\n\n".join(p for p in parts if p))
 
     def add_typed_output(self, name: str, type_name: str) -> Port:
         socket = type_named(type_name)
@@ -193,7 +218,8 @@ class MissingNode(ViewNode):
         for name, value in node.params.items():
             widget = ReadOnlyWidget({"name": name, "label": name, "default": value}, self.view)
             self.add_custom_widget(widget)
-        self.view.setToolTip(
-            f"Node type {node.type!r} is not installed (plugin {node.type.rpartition('.')[0]!r}).\n"
+        self.base_tooltip = (
+            f"{node.id} · {node.type} v{node.version} (not installed)\n"
             "Its parameters and links are kept unchanged when you save."
         )
+        self.update_tooltip()

@@ -100,6 +100,17 @@ class ParamWidget(LightWidget):
             inner.setToolTip(schema["help"])
         self.set_custom_widget(inner)
         self.set_value(schema.get("default"))
+        self.driven_by: str | None = None
+
+    def set_driven(self, source: str | None) -> None:
+        """Grey the widget out while a link drives the parameter (``source`` = "node.output"), so nobody
+        edits a value the run will not use; its own value is kept for when the link goes."""
+        if source == self.driven_by:
+            return
+        self.driven_by = source
+        inner = self.get_custom_widget()
+        inner.setEnabled(source is None)
+        inner.setToolTip(f"driven by link from {source}" if source is not None else self.schema.get("help", ""))
 
     def build(self) -> QWidget:
         raise NotImplementedError
