@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
         self.document.reset.connect(self._on_reset)
         self.canvas.edit_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
         self.canvas.files_dropped.connect(self.open_dropped)
-        self.canvas.node_menu_requested.connect(lambda node_id, pos: self.node_menu(node_id).exec(pos))
+        self.canvas.node_menu_requested.connect(self._show_node_menu)
         self.document.undo_stack.indexChanged.connect(lambda *_: self._validation.start())
         self.canvas.viewer().tab_pressed.connect(self.show_tab_search)
         self.tab_search.chosen.connect(self._add_at_cursor)
@@ -514,6 +514,11 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction("Delete", lambda: self.document.remove_nodes([node_id]))
         return menu
+
+    def _show_node_menu(self, node_id: str, pos: QPoint) -> None:
+        menu = self.node_menu(node_id)
+        menu.exec(pos)
+        menu.deleteLater()
 
     # -- validation ------------------------------------------------------------------------------
 
