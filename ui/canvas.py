@@ -137,6 +137,7 @@ class Canvas(NodeGraph):
         document.inputs_changed.connect(self._sync_inputs)
         document.param_changed.connect(self._on_param_changed)
         document.layout_changed.connect(self._on_layout_changed)
+        document.node_replaced.connect(self._on_node_replaced)
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
         self.syncing = False
@@ -344,6 +345,11 @@ class Canvas(NodeGraph):
             definition = self.registry.get(node.type)
             default = definition.default_params().get(name) if definition else None
             widget.set_value(node.params.get(name, default))
+
+    def _on_node_replaced(self, node_id: str) -> None:
+        view = self.views.get(node_id)
+        for name in view.param_widgets() if view else ():
+            self._on_param_changed(node_id, name)
 
     def _on_layout_changed(self, node_id: str) -> None:
         view = self.views.get(node_id)

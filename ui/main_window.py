@@ -554,6 +554,11 @@ class MainWindow(QMainWindow):
             # cover upstream keys: stale values may sit behind any node of a changed type. Start afresh.
             self.runner.executor.cache.clear()
         rebuilt = self.canvas.update_types(changes.added, changes.changed, changes.removed)
+        upgraded, failures = self.document.upgrade_nodes()
+        if upgraded:
+            self.log("info", f"upgraded to the reloaded node versions: {', '.join(upgraded)}")
+        for line in failures:
+            self.log("error", line)
         self.palette.populate()
         self.palette.filter(self.palette.search.text())
         summary = ", ".join(

@@ -148,3 +148,33 @@ def test_plugins_dialog_lists_plugins_with_status_and_error(plugin_window, plugi
     assert "broken (failed)" in plugin_window.log_view.toPlainText()
     dialog.close()
 
+
+
+def test_reload_with_a_version_bump_migrates_the_open_workflow_as_one_undo_step(plugin_window, plugin_dir, workflow, qtbot):
+    window = plugin_window
+    write_plugin(plugin_dir)
+    window.reload_plugins()
+    window.open_path(workflow, ask=False)
+    (plugin_dir / "hotplug.py").write_text(textwrap.dedent('''
+        from nodegraph.node import Output, node
+        from nodegraph.params import Int
+        from nodegraph.types import INT
+
+        def rename(old_version, params):
+            params["factor"] = params.pop("value")
+            return params
+
+        @node("hotplug.Scale", version=2, name="Scale", category="hotplug", migrate=rename,
+              params=[Int("factor", 1)], outputs=[Output("result", INT)])
+        def scale(ctx, factor):
+            return factor * 10
+    '''))
+    window.reload_plugins()
+    node = window.document.graph.nodes["scale"]
+    assert (node.version, node.params) == (2, {"factor": 2})
+    assert window.canvas.views["scale"].param_widgets()["factor"].get_value() == 2
+    assert window.canvas.views["scale"].problems == []
+    assert window.document.dirty and "upgraded" in window.log_view.toPlainText()
+    assert shown_text(window, qtbot) == "20"
+    window.document.undo_stack.undo()
+    assert (node.version, node.params) == (1, {"value": 2})
