@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from NodeGraphQt import BaseNode
 from NodeGraphQt.base.port import Port
-from NodeGraphQt.constants import NodePropWidgetEnum
+from NodeGraphQt.constants import ICON_NODE_BASE, NodePropWidgetEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -60,6 +60,29 @@ class StateNodeItem(NodeItem):
         # NodeGraphQt redraws the node whenever this is assigned, even unchanged (4 redraws per new node)
         if value != self.layout_direction:
             NodeItem.layout_direction.fset(self, value)
+
+    @NodeItem.icon.setter
+    def icon(self, path: str | None = None) -> None:
+        # NodeGraphQt reloads the icon file and redraws the node each time its properties are copied to the
+        # view (twice per new node); our nodes keep the default icon
+        if (path or ICON_NODE_BASE) == (self._properties.get("icon") or ICON_NODE_BASE):
+            self._properties["icon"] = path
+            return
+        NodeItem.icon.fset(self, path)
+
+    @NodeItem.name.setter
+    def name(self, name: str = "") -> None:
+        # as NodeGraphQt's, minus its tooltip ("node: <name>"), which would replace the canvas's
+        self._properties["name"] = name
+        if name != self._text_item.toPlainText():
+            self._text_item.setPlainText(name)
+            if self.scene():
+                self.align_label()
+            self.update()
+
+    def _tooltip_disable(self, state: bool) -> None:
+        """NodeGraphQt writes its own tooltip on every redraw; the canvas's tooltip (id, type, problems, run
+        state) must survive redraws such as an image preview arriving."""
 
     def __init__(self, name: str = "node", parent: Any = None) -> None:
         super().__init__(name, parent)
