@@ -165,6 +165,10 @@ class MainWindow(QMainWindow):
         self.color_action = self._action("Node &Colour…", self.choose_color, None, "Colour the selected nodes")
         self.add_node_action = self._action("Add &Node…", self.show_tab_search, None, "Search node types (Tab on the canvas)")
         self.run_action = self._action("&Run", self.run, [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")], "Run the workflow")
+        self.run_selected_action = self._action(
+            "Run &Selected Nodes", self.run_selected, [QKeySequence("Ctrl+Shift+Return"), QKeySequence("Ctrl+Shift+Enter")],
+            "Run the selected nodes and what they need (also: right click on a node)",
+        )
         self.stop_action = self._action("&Stop", self.stop, "Ctrl+.", "Stop the run")
         self.stop_action.setEnabled(False)
         self.fit_action = self._action("&Fit All", self.fit_all, "F", "Show every node")
@@ -195,6 +199,7 @@ class MainWindow(QMainWindow):
             edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
         run_menu = bar.addMenu("&Run")
         run_menu.addAction(self.run_action)
+        run_menu.addAction(self.run_selected_action)
         run_menu.addAction(self.stop_action)
         plugins_menu = bar.addMenu("&Plugins")
         plugins_menu.addAction(self.reload_plugins_action)
@@ -223,7 +228,9 @@ class MainWindow(QMainWindow):
         self.canvas.edit_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
         self.canvas.files_dropped.connect(self.open_dropped)
         self.canvas.node_menu_requested.connect(self._show_node_menu)
-        self.document.undo_stack.indexChanged.connect(lambda *_: self._validation.start())
+        for signal in (self.document.node_added, self.document.node_removed, self.document.inputs_changed,
+                       self.document.param_changed, self.document.node_replaced):
+            signal.connect(lambda *_: self._validation.start())  # every edit of the graph, undo and redo included
         self.canvas.viewer().tab_pressed.connect(self.show_tab_search)
         self.tab_search.chosen.connect(self._add_at_cursor)
         self.palette.add_requested.connect(self._add_at_center)
@@ -589,6 +596,13 @@ class MainWindow(QMainWindow):
         """Run one node and what it needs (its result is what the run is for, even if it saves nothing)."""
         return self._start([node_id])
 
+    def run_selected(self) -> bool:
+        ids = self.canvas.selected_ids()
+        if not ids:
+            self.message("Select the nodes to run first")
+            return False
+        return self._start(ids)
+
     def _start(self, targets: list[str] | None) -> bool:
         if self.runner.running:
             self.message("A run is already going")
@@ -598,6 +612,7 @@ class MainWindow(QMainWindow):
         self.state_label.setText("Running…")
         started = self.runner.start(self.document.graph, self.output_dir(), targets)
         self.run_action.setEnabled(not started)
+        self.run_selected_action.setEnabled(not started)
         self.stop_action.setEnabled(started)
         self.reload_plugins_action.setEnabled(not started)  # a run holds the node functions it started with
         return started
@@ -645,6 +660,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_finished(self, outcome: str, summary: str) -> None:
         self.run_action.setEnabled(True)
+        self.run_selected_action.setEnabled(True)
         self.reload_plugins_action.setEnabled(True)
         self.stop_action.setEnabled(False)
         if outcome == "done":

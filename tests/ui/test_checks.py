@@ -77,3 +77,24 @@ def test_a_parameter_driven_by_a_link_is_greyed_out_until_the_link_goes(window):
     assert window.canvas.views[math].param_widgets()["a_value"].get_custom_widget().isEnabled()
     doc.undo_stack.undo()
     assert field.isEnabled() and field.toolTip() == "b, when nothing is connected."
+
+
+def test_run_selected_nodes_targets_the_selection(window, qtbot):
+    window.open_path(PRIMITIVES, ask=False)
+    window.canvas.select(["prompt", "steps"])
+    assert window.run_selected()
+    wait_for_run(qtbot, window)
+    ran = {node_id for node_id, view in window.canvas.views.items() if view.view.run_state == "done"}
+    assert ran == {"colour", "shape", "prompt", "steps"}
+    log = window.log_view.toPlainText()
+    assert "prompt.text = 'a red circle on a blue background'" in log and "steps.value = 20" in log
+
+
+def test_node_tooltip_survives_a_redraw_when_an_image_arrives(window, qtbot):
+    node_id = window.document.add_node("test.Gradient")
+    window.run()
+    wait_for_run(qtbot, window)
+    view = window.canvas.views[node_id]
+    assert view.preview is not None  # the preview made NodeGraphQt redraw the node
+    assert view.view.toolTip().startswith(f"{node_id} · test.Gradient v1")
+    assert view.view.toolTip().endswith("done: " + view.status.split(": ", 1)[1])
