@@ -583,6 +583,7 @@ class MainWindow(QMainWindow):
 
     def show_plugins(self) -> PluginsDialog:
         dialog = PluginsDialog(self.registry, self.reload_plugins, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.reload_button.setEnabled(not self.runner.running)
         dialog.show()
         return dialog
