@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from PySide6.QtGui import QContextMenuEvent
+from PySide6.QtWidgets import QApplication
+
 from tests.ui.conftest import PRIMITIVES
 from tests.ui.test_running import wait_for_run
 
@@ -52,16 +55,20 @@ def test_run_this_node_runs_only_it_and_what_it_needs(window, qtbot):
     assert window.canvas.views["show_scale"].result_text is None  # downstream did not run
 
 
-def test_right_click_on_a_node_finds_that_node(window, qtbot):
+def test_right_click_on_a_node_asks_for_that_nodes_menu(window, qtbot):
     node_id = window.document.add_node("core.Math", (0, 0))
     window.fit_all()
     qtbot.wait(10)
     viewer = window.canvas.viewer()
-    item = window.canvas.views[node_id].view
-    title_point = viewer.mapFromScene(item.sceneBoundingRect().center().x(), item.sceneBoundingRect().top() + 8)
+    rect = window.canvas.views[node_id].view.sceneBoundingRect()
+    title_point = viewer.mapFromScene(rect.center().x(), rect.top() + 8)
     assert viewer.node_at(title_point) == node_id
-    rect = item.sceneBoundingRect()
     assert viewer.node_at(viewer.mapFromScene(rect.right() + 60, rect.center().y())) is None
+    window.canvas.node_menu_requested.disconnect(window._show_node_menu)  # a real menu would wait for a click
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, title_point, viewer.viewport().mapToGlobal(title_point))
+    with qtbot.waitSignal(window.canvas.node_menu_requested) as requested:
+        QApplication.sendEvent(viewer.viewport(), event)
+    assert requested.args[0] == node_id
 
 
 def test_a_parameter_driven_by_a_link_is_greyed_out_until_the_link_goes(window):
