@@ -115,6 +115,10 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.state_label = QLabel("Ready")
+        self.problems_label = QLabel()  # how many problems validation found (details in its tooltip)
+        self.problems_label.setStyleSheet("color: #eb5a46;")
+        self.problems_label.hide()
+        self.statusBar().addPermanentWidget(self.problems_label)
         self.statusBar().addPermanentWidget(self.state_label)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -539,6 +543,9 @@ class MainWindow(QMainWindow):
             if problem.node:
                 by_node.setdefault(problem.node, []).append(problem_text(problem))
         self.canvas.set_problems(by_node)
+        self.problems_label.setVisible(bool(self.problems))
+        self.problems_label.setText(f"⚠ {len(self.problems)} problem(s)")
+        self.problems_label.setToolTip("\n".join(str(p) for p in self.problems[:MAX_LOGGED_PROBLEMS]))
         if log and self.problems:
             self.log("warning", f"the workflow has {len(self.problems)} problem(s); the marked nodes cannot run yet:")
             for problem in self.problems[:MAX_LOGGED_PROBLEMS]:

@@ -25,6 +25,7 @@ def test_opened_workflow_marks_nodes_with_problems_and_logs_them(window, tmp_pat
     assert "required input 'value' is not connected" in window.canvas.views["show_prompt"].view.toolTip()
     log = window.log_view.toPlainText()
     assert "2 problem(s)" in log and "node 'scale', field 'operation'" in log
+    assert window.problems_label.isVisible() and window.problems_label.text() == "⚠ 2 problem(s)"
 
 
 def test_marks_follow_edits_and_undo(window, qtbot):
@@ -35,6 +36,7 @@ def test_marks_follow_edits_and_undo(window, qtbot):
     doc.connect(number, "value", show, "value")
     qtbot.waitUntil(lambda: not window.canvas.views[show].view.has_problem)
     assert window.canvas.views[show].problems == []
+    assert not window.problems_label.isVisible()
     assert "Problems" not in window.canvas.views[show].view.toolTip()
     doc.undo_stack.undo()
     qtbot.waitUntil(lambda: window.canvas.views[show].view.has_problem)
