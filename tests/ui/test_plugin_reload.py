@@ -88,13 +88,16 @@ def test_reload_turns_a_placeholder_into_a_real_node_that_runs(plugin_window, pl
     assert not window.document.dirty  # reloading changes the view, not the workflow
     assert shown_text(window, qtbot) == "6"
 
-    (plugin_dir / "hotplug.py").unlink()
+    (plugin_dir / "hotplug.py").write_text("def broken(:\n")  # an edit that breaks the plugin
     changes = window.reload_plugins()
     assert changes.removed == ["hotplug.Scale"]
     placeholder = window.canvas.views["scale"]
-    assert isinstance(placeholder, MissingNode) and placeholder.problems
+    assert isinstance(placeholder, MissingNode)
+    assert "plugin 'hotplug' failed to load" in placeholder.problems[0] and "SyntaxError" in placeholder.problems[0]
     assert window.document.graph.nodes["scale"].params == {"value": 2}
+    assert window.document.graph.nodes["show"].inputs == {"value": ("scale", "result")}
     assert "hotplug.Scale" not in window.palette.visible_types()
+    assert "plugin hotplug (failed)" in window.log_view.toPlainText()
 
 
 def test_reload_of_a_changed_plugin_shows_its_new_parameter_and_drops_stale_results(plugin_window, plugin_dir, workflow, qtbot):
