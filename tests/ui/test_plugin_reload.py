@@ -69,7 +69,7 @@ def shown_text(window, qtbot) -> str:
     return window.canvas.views["show"].result_text.get_value()
 
 
-def test_reload_turns_a_placeholder_into_a_real_node_that_runs(plugin_window, plugin_dir, workflow, qtbot):
+def test_reload_turns_a_placeholder_into_a_real_node_that_runs_and_back_when_the_plugin_breaks(plugin_window, plugin_dir, workflow, qtbot):
     window = plugin_window
     window.open_path(workflow, ask=False)
     assert isinstance(window.canvas.views["scale"], MissingNode)
