@@ -102,7 +102,7 @@ def test_run_selected_nodes_targets_the_selection(window, qtbot):
 def test_node_tooltip_survives_a_redraw_when_an_image_arrives(window, qtbot):
     node_id = window.document.add_node("test.Gradient")
     window.run()
-    wait_for_run(qtbot, window)
+    wait_for_run(qtbot, window, timeout=90000)  # the first test to import torch pays for it (slow on a busy machine)
     view = window.canvas.views[node_id]
     assert view.preview is not None  # the preview made NodeGraphQt redraw the node
     assert view.view.toolTip().startswith(f"{node_id} · test.Gradient v1")
