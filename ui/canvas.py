@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from NodeGraphQt import NodeGraph
 from NodeGraphQt.constants import PortTypeEnum
+from NodeGraphQt.qgraphics.node_base import NodeItem
 from NodeGraphQt.widgets.viewer import NodeViewer
 from PySide6.QtCore import QEvent, QMimeData, QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPixmap, QUndoStack
+from PySide6.QtGui import QContextMenuEvent, QKeyEvent, QPixmap, QUndoStack
+from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView
 
 from nodegraph.graph import LinkRefused, check_link, input_socket
 from nodegraph.model_folders import ModelFolders
@@ -76,6 +78,26 @@ class CanvasViewer(NodeViewer):
             rect = rect.united(item.sceneBoundingRect())
         return rect.adjusted(-40, -40, 40, 40)  # ports stick out of the node items
 
+    def node_at(self, viewport_pos: QPoint) -> str | None:
+        """The engine id of the node under a viewport position (its widgets and ports count as the node)."""
+        item = self.itemAt(viewport_pos)
+        while item is not None and not isinstance(item, NodeItem):
+            item = item.parentItem()
+        return self.canvas.engine_id(item.id) if item is not None else None
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        # One menu for every node type (NodeGraphQt's node menus are registered per type string).
+        if isinstance(self.itemAt(event.pos()), QGraphicsProxyWidget):
+            QGraphicsView.contextMenuEvent(self, event)  # a field inside a node keeps its own menu (cut, paste)
+            return
+        node_id = self.node_at(event.pos())
+        if node_id is None:
+            super().contextMenuEvent(event)
+            return
+        self.RMB_state = False
+        self.canvas.node_menu_requested.emit(node_id, event.globalPos())
+        event.accept()
+
     def _accepts(self, mime: QMimeData) -> bool:
         return mime.hasFormat(NODE_MIME) or mime.hasUrls()
 
@@ -92,6 +114,7 @@ class Canvas(NodeGraph):
     edit_refused = Signal(str)  # a link the type rule refuses, a value out of bounds
     files_dropped = Signal(list, tuple)  # local paths, scene position
     selection_changed = Signal()
+    node_menu_requested = Signal(str, QPoint)  # engine id, global position (a right click on a node)
 
     def __init__(self, document: Document, folders: ModelFolders | None = None) -> None:
         self.syncing = True
@@ -108,13 +131,13 @@ class Canvas(NodeGraph):
         self._model_lists: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
         ModelFileWidget.lister = self._list_models
         self.register_node(MissingNode)
-        for definition in self.registry:
-            self.register_node(node_class(definition))
+        self.register_nodes([node_class(definition) for definition in self.registry])
         document.node_added.connect(self._on_node_added)
         document.node_removed.connect(self._on_node_removed)
         document.inputs_changed.connect(self._sync_inputs)
         document.param_changed.connect(self._on_param_changed)
         document.layout_changed.connect(self._on_layout_changed)
+        document.node_replaced.connect(self._on_node_replaced)
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
         self.syncing = False
@@ -179,6 +202,39 @@ class Canvas(NodeGraph):
             return "a node cannot feed itself"
         return None if problem is None else str(problem)
 
+    # -- node types ------------------------------------------------------------------------------
+
+    def update_types(self, added: Iterable[str], changed: Iterable[str], removed: Iterable[str]) -> list[str]:
+        """Follow a registry change (plugin reload): regenerate the NodeGraphQt classes of new and changed
+        types, drop those of removed ones, and rebuild every node of those types. Returns the rebuilt ids.
+
+        A node whose type appeared becomes a real node; one whose type disappeared becomes a placeholder that
+        keeps its data (the engine graph is untouched either way)."""
+        factory = self.node_factory
+        touched = set(added) | set(changed) | set(removed)
+        for node_type in touched:
+            old = factory.nodes.pop(node_type, None)
+            if old is not None:
+                names = factory.names.get(old.NODE_NAME, [])
+                if node_type in names:
+                    names.remove(node_type)
+                if not names:
+                    factory.names.pop(old.NODE_NAME, None)
+            # NodeGraphQt records a type's properties once, at its first instance; a changed type has others
+            self.model.common_properties().pop(node_type, None)
+        fresh = [self.registry.get(t) for t in sorted(set(added) | set(changed))]
+        self.register_nodes([node_class(d) for d in fresh if d is not None])
+        affected = [n.id for n in self.document.graph.nodes.values() if n.type in touched]
+        self.refresh_nodes(affected)
+        return affected
+
+    def refresh_nodes(self, node_ids: list[str]) -> None:
+        """Rebuild the views of these nodes from the document (links to and from them included)."""
+        for node_id in node_ids:
+            self._on_node_removed(node_id)
+        for node_id in node_ids:
+            self._on_node_added(node_id)
+
     # -- document -> view ------------------------------------------------------------------------
 
     def rebuild(self) -> None:
@@ -219,10 +275,10 @@ class Canvas(NodeGraph):
                 view.fill(node, sorted(readers))
         view.engine_id = node_id
         view.base_color = tuple(view.color())
-        kind = f"{node.type} v{node.version}"
-        view.base_tooltip = f"{node_id} · {kind}" + (f"\n{definition.description}" if definition and definition.description else "")
-        if definition is not None:
-            view.view.setToolTip(view.base_tooltip)
+        if definition is not None:  # a placeholder's explanation was written by fill()
+            kind = f"{node.type} v{node.version}"
+            view.base_tooltip = f"{node_id} · {kind}" + (f"\n{definition.description}" if definition.description else "")
+            view.update_tooltip()
         self.views[node_id] = view
         if definition is not None:
             defaults = definition.default_params()
@@ -277,6 +333,9 @@ class Canvas(NodeGraph):
                     for pipe in port.view.connected_pipes:  # a link takes the colour of its socket type
                         pipe.color = tuple(wanted.view.color)
                         pipe.reset()
+            for name, widget in view.param_widgets().items():
+                link = links.get(name)
+                widget.set_driven(f"{link[0]}.{link[1]}" if link is not None else None)
 
     def _on_param_changed(self, node_id: str, name: str) -> None:
         view = self.views.get(node_id)
@@ -286,6 +345,11 @@ class Canvas(NodeGraph):
             definition = self.registry.get(node.type)
             default = definition.default_params().get(name) if definition else None
             widget.set_value(node.params.get(name, default))
+
+    def _on_node_replaced(self, node_id: str) -> None:
+        view = self.views.get(node_id)
+        for name in view.param_widgets() if view else ():
+            self._on_param_changed(node_id, name)
 
     def _on_layout_changed(self, node_id: str) -> None:
         view = self.views.get(node_id)
@@ -403,15 +467,27 @@ class Canvas(NodeGraph):
         if view is None:
             return
         view.view.set_run_state(state, progress)
-        if isinstance(view, MissingNode) and state != "failed":
-            return  # keep the placeholder's explanation
         label = {"failed": "failed", "done": "done", "cached": "cached", "running": "running", "waiting": "waiting"}.get(state)
         status = f"{label}: {message}" if label and message else (label or "")
-        view.view.setToolTip(f"{view.base_tooltip}\n\n{status}" if status else view.base_tooltip)
+        if status != view.status:
+            view.status = status
+            view.update_tooltip()
 
     def clear_states(self) -> None:
         for view in self.views.values():
             view.view.set_run_state("")
+            if view.status:
+                view.status = ""
+                view.update_tooltip()
+
+    def set_problems(self, problems: dict[str, list[str]]) -> None:
+        """Mark the nodes validation found problems with (a dotted red frame; the texts in the tooltip)."""
+        for node_id, view in self.views.items():
+            texts = problems.get(node_id, [])
+            if texts != view.problems:
+                view.problems = texts
+                view.view.set_problem(bool(texts))
+                view.update_tooltip()
 
     def show_text(self, node_id: str, text: str) -> None:
         view = self.views.get(node_id)

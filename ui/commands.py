@@ -172,3 +172,26 @@ class SetLayoutCommand(QUndoCommand):
 
     def undo(self) -> None:
         self._apply(self.before)
+
+
+class UpgradeNodesCommand(QUndoCommand):
+    """Sets nodes' versions and parameters together: a node brought up to a newer version of its type."""
+
+    def __init__(self, doc: Document, after: dict[str, tuple[int, dict[str, Any]]], text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.after = copy.deepcopy(after)
+        self.before = {i: (doc.graph.nodes[i].version, copy.deepcopy(doc.graph.nodes[i].params)) for i in after}
+
+    def _apply(self, values: dict[str, tuple[int, dict[str, Any]]]) -> None:
+        for node_id, (version, params) in values.items():
+            node = self.doc.graph.nodes[node_id]
+            node.version = version
+            node.params = copy.deepcopy(params)
+            self.doc.node_replaced.emit(node_id)
+
+    def redo(self) -> None:
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        self._apply(self.before)

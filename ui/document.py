@@ -17,7 +17,14 @@ from PySide6.QtGui import QUndoStack
 from nodegraph.graph import Graph, GraphNode, LinkRefused
 from nodegraph.registry import Registry
 from nodegraph.workflow import load_workflow, save_workflow, to_document
-from ui.commands import AddNodesCommand, RemoveNodesCommand, SetLayoutCommand, SetLinksCommand, SetParamCommand
+from ui.commands import (
+    AddNodesCommand,
+    RemoveNodesCommand,
+    SetLayoutCommand,
+    SetLinksCommand,
+    SetParamCommand,
+    UpgradeNodesCommand,
+)
 from ui.layout import auto_layout, needs_layout
 
 Link = tuple[str, str]
@@ -29,6 +36,7 @@ class Document(QObject):
     inputs_changed = Signal(str)  # the links into this node changed
     param_changed = Signal(str, str)
     layout_changed = Signal(str)
+    node_replaced = Signal(str)  # a node's version and parameters changed together (an upgrade)
     reset = Signal()  # a whole new graph (new, open)
     path_changed = Signal()
 
@@ -152,6 +160,28 @@ class Document(QObject):
         value = list(color) if color is not None else None
         if self.graph.nodes[node_id].layout.get("color") != value:
             self.undo_stack.push(SetLayoutCommand(self, {node_id: {"color": value}}, "colour node"))
+
+    def upgrade_nodes(self) -> tuple[list[str], list[str]]:
+        """Bring nodes saved by an older version of their type up to the installed one, through the type's
+        ``migrate`` (as opening the file would have done); one undo step. Needed after a plugin reload made a
+        newer version available. Returns (upgraded node ids, one line per node whose migration failed)."""
+        after: dict[str, tuple[int, dict[str, Any]]] = {}
+        failures: list[str] = []
+        for node in self.graph.nodes.values():
+            definition = self.registry.get(node.type)
+            if definition is None or node.version >= definition.version:
+                continue
+            params = dict(node.params)
+            if definition.migrate is not None:
+                try:
+                    params = dict(definition.migrate(node.version, copy.deepcopy(params)))
+                except Exception as exc:  # a plugin's migration is foreign code: report it, keep the node as is
+                    failures.append(f"{node.id}: could not upgrade {node.type} from version {node.version}: {exc}")
+                    continue
+            after[node.id] = (definition.version, params)
+        if after:
+            self.undo_stack.push(UpgradeNodesCommand(self, after, f"upgrade {len(after)} node(s)"))
+        return list(after), failures
 
     # -- clipboard -------------------------------------------------------------------------------
 

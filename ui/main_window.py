@@ -15,13 +15,16 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
 )
 
-from nodegraph.errors import WorkflowError
+from nodegraph import plugins
+from nodegraph.errors import Problem, WorkflowError
 from nodegraph.executor import Executor
+from nodegraph.graph import validate
 from nodegraph.model_folders import ModelFolders
 from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
 from nodegraph.registry import Registry, default_registry
@@ -32,9 +35,11 @@ from ui.files import Autosave, RecentFiles, data_dir
 from ui.image_panel import ImagePanel
 from ui.layout import auto_layout
 from ui.palette import Palette, TabSearch
+from ui.plugins_dialog import PluginsDialog
 from ui.runner import RunController
 
 CLIPBOARD_MIME = "application/x-nodegraph-workflow"
+MAX_LOGGED_PROBLEMS = 50
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 WORKFLOW_FILTER = "Workflows (*.json *.png);;All files (*)"
 
@@ -48,6 +53,12 @@ def image_loader_type(registry: Registry) -> tuple[str, str] | None:
             if param.kind == "image_file":
                 return definition.id, param.name
     return None
+
+
+def problem_text(problem: Problem) -> str:
+    """A problem as shown on its own node: without the node's id, which the node already shows."""
+    detail = f" (expected {problem.expected}, found {problem.found})" if problem.expected or problem.found else ""
+    return (f"{problem.field}: " if problem.field else "") + problem.message + detail
 
 
 def png_has_workflow(path: Path) -> bool:
@@ -78,6 +89,12 @@ class MainWindow(QMainWindow):
         self.run_nodes: list[str] = []
         self.finished_nodes: set[str] = set()
         self.node_fraction: dict[str, float] = {}
+        self.problems: list[Problem] = []
+        # validation runs once per burst of edits (a paste is one undo step but many signals), after the view
+        self._validation = QTimer(self)
+        self._validation.setSingleShot(True)
+        self._validation.setInterval(0)
+        self._validation.timeout.connect(lambda: self.validate_now())
 
         viewer = self.canvas.viewer()
         self.setCentralWidget(viewer)
@@ -98,6 +115,10 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.state_label = QLabel("Ready")
+        self.problems_label = QLabel()  # how many problems validation found (details in its tooltip)
+        self.problems_label.setStyleSheet("color: #eb5a46;")
+        self.problems_label.hide()
+        self.statusBar().addPermanentWidget(self.problems_label)
         self.statusBar().addPermanentWidget(self.state_label)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -148,9 +169,17 @@ class MainWindow(QMainWindow):
         self.color_action = self._action("Node &Colour…", self.choose_color, None, "Colour the selected nodes")
         self.add_node_action = self._action("Add &Node…", self.show_tab_search, None, "Search node types (Tab on the canvas)")
         self.run_action = self._action("&Run", self.run, [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")], "Run the workflow")
+        self.run_selected_action = self._action(
+            "Run &Selected Nodes", self.run_selected, [QKeySequence("Ctrl+Shift+Return"), QKeySequence("Ctrl+Shift+Enter")],
+            "Run the selected nodes and what they need (also: right click on a node)",
+        )
         self.stop_action = self._action("&Stop", self.stop, "Ctrl+.", "Stop the run")
         self.stop_action.setEnabled(False)
         self.fit_action = self._action("&Fit All", self.fit_all, "F", "Show every node")
+        self.reload_plugins_action = self._action(
+            "&Reload Plugin Folders", self.reload_plugins, None, "Re-import the plugin folders: new and changed node types appear"
+        )
+        self.show_plugins_action = self._action("Show &Plugins…", self.show_plugins, None, "Every plugin, its node types and errors")
         # shortcuts of canvas actions must not steal keys from text fields inside nodes
         for action in (self.copy_action, self.cut_action, self.paste_action, self.delete_action, self.select_all_action):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -174,7 +203,11 @@ class MainWindow(QMainWindow):
             edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
         run_menu = bar.addMenu("&Run")
         run_menu.addAction(self.run_action)
+        run_menu.addAction(self.run_selected_action)
         run_menu.addAction(self.stop_action)
+        plugins_menu = bar.addMenu("&Plugins")
+        plugins_menu.addAction(self.reload_plugins_action)
+        plugins_menu.addAction(self.show_plugins_action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.fit_action)
         for dock in (self.palette_dock, self.image_dock, self.log_dock):
@@ -198,6 +231,10 @@ class MainWindow(QMainWindow):
         self.document.reset.connect(self._on_reset)
         self.canvas.edit_refused.connect(lambda text: self.message(f"Refused: {text}", error=True))
         self.canvas.files_dropped.connect(self.open_dropped)
+        self.canvas.node_menu_requested.connect(self._show_node_menu)
+        for signal in (self.document.node_added, self.document.node_removed, self.document.inputs_changed,
+                       self.document.param_changed, self.document.node_replaced):
+            signal.connect(lambda *_: self._validation.start())  # every edit of the graph, undo and redo included
         self.canvas.viewer().tab_pressed.connect(self.show_tab_search)
         self.tab_search.chosen.connect(self._add_at_cursor)
         self.palette.add_requested.connect(self._add_at_center)
@@ -476,20 +513,116 @@ class MainWindow(QMainWindow):
         if self.runner.running:
             self.runner.stop()  # its node ids belong to the graph that was just replaced
         self.image_panel.clear()
+        self.validate_now(log=True)
         QTimer.singleShot(0, self.fit_all)
+
+    def node_menu(self, node_id: str) -> QMenu:
+        """The context menu of one node (right click)."""
+        menu = QMenu(self)
+        run = menu.addAction("Run This Node", lambda: self.run_node(node_id))
+        run.setStatusTip("Run this node and the nodes it needs; nothing downstream")
+        run.setEnabled(not self.runner.running)
+        menu.addSeparator()
+        menu.addAction("Delete", lambda: self.document.remove_nodes([node_id]))
+        return menu
+
+    def _show_node_menu(self, node_id: str, pos: QPoint) -> None:
+        menu = self.node_menu(node_id)
+        menu.exec(pos)
+        menu.deleteLater()
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def validate_now(self, log: bool = False) -> list[Problem]:
+        """Check the whole workflow (linear in its size) and mark the nodes with problems; with ``log`` also
+        list the problems in the log panel (after opening a file or reloading plugins, not after each edit)."""
+        self._validation.stop()
+        self.problems = validate(self.document.graph, self.registry)
+        by_node: dict[str, list[str]] = {}
+        for problem in self.problems:
+            if problem.node:
+                by_node.setdefault(problem.node, []).append(problem_text(problem))
+        self.canvas.set_problems(by_node)
+        self.problems_label.setVisible(bool(self.problems))
+        self.problems_label.setText(f"⚠ {len(self.problems)} problem(s)")
+        self.problems_label.setToolTip("\n".join(str(p) for p in self.problems[:MAX_LOGGED_PROBLEMS]))
+        if log and self.problems:
+            self.log("warning", f"the workflow has {len(self.problems)} problem(s); the marked nodes cannot run yet:")
+            for problem in self.problems[:MAX_LOGGED_PROBLEMS]:
+                self.log("warning", str(problem))
+            if len(self.problems) > MAX_LOGGED_PROBLEMS:
+                self.log("warning", f"... and {len(self.problems) - MAX_LOGGED_PROBLEMS} more")
+        return self.problems
+
+    # -- plugins ---------------------------------------------------------------------------------
+
+    def reload_plugins(self) -> plugins.PluginChanges | None:
+        """Re-import the plugin folders into the editor's registry; the palette, the node classes and the
+        open workflow follow (placeholders whose type now exists become real nodes, and back)."""
+        if self.runner.running:
+            self.message("Plugins cannot be reloaded during a run", error=True)
+            return None
+        changes = plugins.reload_plugins(self.registry)
+        if changes.changed or changes.removed:
+            # Cache keys cover a node's type, version and parameters but not its code, and downstream keys only
+            # cover upstream keys: stale values may sit behind any node of a changed type. Start afresh.
+            self.runner.executor.cache.clear()
+        rebuilt = self.canvas.update_types(changes.added, changes.changed, changes.removed)
+        upgraded, failures = self.document.upgrade_nodes()
+        if upgraded:
+            self.log("info", f"upgraded to the reloaded node versions: {', '.join(upgraded)}")
+        for line in failures:
+            self.log("error", line)
+        self.palette.populate()
+        self.palette.filter(self.palette.search.text())
+        summary = ", ".join(
+            f"{len(ids)} {what} ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})"
+            for what, ids in (("added", changes.added), ("changed", changes.changed), ("removed", changes.removed))
+            if ids
+        )
+        self.log("info", f"plugins reloaded: {summary or 'no node type changed'}; {len(rebuilt)} node(s) of the workflow rebuilt")
+        for info in changes.plugins:
+            if info.status != plugins.LOADED and info.error is not None:
+                self.log("error", f"plugin {info.name} ({info.status}): {info.error.line()}")
+        self.message("Plugins reloaded" + (f": {summary}" if summary else ""))
+        self.validate_now(log=True)
+        return changes
+
+    def show_plugins(self) -> PluginsDialog:
+        dialog = PluginsDialog(self.registry, self.reload_plugins, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.reload_button.setEnabled(not self.runner.running)
+        dialog.show()
+        return dialog
 
     # -- running ---------------------------------------------------------------------------------
 
     def run(self) -> bool:
+        return self._start(None)
+
+    def run_node(self, node_id: str) -> bool:
+        """Run one node and what it needs (its result is what the run is for, even if it saves nothing)."""
+        return self._start([node_id])
+
+    def run_selected(self) -> bool:
+        ids = self.canvas.selected_ids()
+        if not ids:
+            self.message("Select the nodes to run first")
+            return False
+        return self._start(ids)
+
+    def _start(self, targets: list[str] | None) -> bool:
         if self.runner.running:
             self.message("A run is already going")
             return False
         self.canvas.clear_states()
         self.progress.setValue(0)
         self.state_label.setText("Running…")
-        started = self.runner.start(self.document.graph, self.output_dir())
+        started = self.runner.start(self.document.graph, self.output_dir(), targets)
         self.run_action.setEnabled(not started)
+        self.run_selected_action.setEnabled(not started)
         self.stop_action.setEnabled(started)
+        self.reload_plugins_action.setEnabled(not started)  # a run holds the node functions it started with
         return started
 
     def output_dir(self) -> Path:
@@ -535,6 +668,8 @@ class MainWindow(QMainWindow):
 
     def _on_run_finished(self, outcome: str, summary: str) -> None:
         self.run_action.setEnabled(True)
+        self.run_selected_action.setEnabled(True)
+        self.reload_plugins_action.setEnabled(True)
         self.stop_action.setEnabled(False)
         if outcome == "done":
             self.progress.setValue(100)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from NodeGraphQt import BaseNode
 from NodeGraphQt.base.port import Port
-from NodeGraphQt.constants import NodePropWidgetEnum
+from NodeGraphQt.constants import ICON_NODE_BASE, NodePropWidgetEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -31,6 +31,7 @@ STATE_COLORS = {
     "failed": QColor(225, 60, 60),
 }
 MISSING_COLOR = (110, 40, 40)
+PROBLEM_COLOR = QColor(235, 80, 60)
 
 
 class GuardedPort(Port):
@@ -60,20 +61,57 @@ class StateNodeItem(NodeItem):
         if value != self.layout_direction:
             NodeItem.layout_direction.fset(self, value)
 
+    @NodeItem.icon.setter
+    def icon(self, path: str | None = None) -> None:
+        # NodeGraphQt reloads the icon file and redraws the node each time its properties are copied to the
+        # view (twice per new node); our nodes keep the default icon
+        if (path or ICON_NODE_BASE) == (self._properties.get("icon") or ICON_NODE_BASE):
+            self._properties["icon"] = path
+            return
+        NodeItem.icon.fset(self, path)
+
+    @NodeItem.name.setter
+    def name(self, name: str = "") -> None:
+        # as NodeGraphQt's, minus its tooltip ("node: <name>"), which would replace the canvas's
+        self._properties["name"] = name
+        if name != self._text_item.toPlainText():
+            self._text_item.setPlainText(name)
+            if self.scene():
+                self.align_label()
+            self.update()
+
+    def _tooltip_disable(self, state: bool) -> None:
+        """NodeGraphQt writes its own tooltip on every redraw; the canvas's tooltip (id, type, problems, run
+        state) must survive redraws such as an image preview arriving."""
+
     def __init__(self, name: str = "node", parent: Any = None) -> None:
         super().__init__(name, parent)
         self.run_state = ""
         self.progress: float | None = None
+        self.has_problem = False
 
     def set_run_state(self, state: str, progress: float | None = None) -> None:
         self.run_state = state
         self.progress = progress
         self.update()
 
+    def set_problem(self, flag: bool) -> None:
+        if flag != self.has_problem:
+            self.has_problem = flag
+            self.update()
+
     def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
         super().paint(painter, option, widget)
         color = STATE_COLORS.get(self.run_state)
         if color is None:
+            if self.has_problem:  # found by validation before any run: a dotted red frame (a failure is solid)
+                painter.save()
+                pen = QPen(PROBLEM_COLOR, 2.0)
+                pen.setStyle(Qt.PenStyle.DotLine)
+                painter.setPen(pen)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRoundedRect(self.boundingRect().adjusted(1, 1, -1, -1), 4, 4)
+                painter.restore()
             return
         painter.save()
         rect = self.boundingRect().adjusted(1, 1, -1, -1)
@@ -107,6 +145,8 @@ class ViewNode(BaseNode):
         self.engine_id = ""
         self.base_color: tuple[int, ...] = (13, 18, 23)  # the colour a node has without a layout colour
         self.base_tooltip = ""
+        self.problems: list[str] = []  # what validation found wrong with this node
+        self.status = ""  # the last run state and its message
         self.preview: ImagePreviewWidget | None = None
         self.result_text: TextResultWidget | None = None
 
@@ -122,6 +162,14 @@ class ViewNode(BaseNode):
         else:
             port.view.setToolTip(socket.name)
         return self._guard(port)
+
+    def update_tooltip(self) -> None:
+        parts = [self.base_tooltip]
+        if self.problems:
+            parts.append("Problems:\n" + "\n".join(f"• {p}" for p in self.problems))
+        if self.status:
+            parts.append(self.status)
+        self.view.setToolTip("\n\n".join(p for p in parts if p))
 
     def add_typed_output(self, name: str, type_name: str) -> Port:
         socket = type_named(type_name)
@@ -193,7 +241,8 @@ class MissingNode(ViewNode):
         for name, value in node.params.items():
             widget = ReadOnlyWidget({"name": name, "label": name, "default": value}, self.view)
             self.add_custom_widget(widget)
-        self.view.setToolTip(
-            f"Node type {node.type!r} is not installed (plugin {node.type.rpartition('.')[0]!r}).\n"
+        self.base_tooltip = (
+            f"{node.id} · {node.type} v{node.version} (not installed)\n"
             "Its parameters and links are kept unchanged when you save."
         )
+        self.update_tooltip()

@@ -28,7 +28,7 @@ from nodegraph.events import (
     NodeStarted,
     RunStarted,
 )
-from nodegraph.executor import Executor, default_targets, needed_nodes
+from nodegraph.executor import Executor, default_targets, needed_nodes, summarize
 from nodegraph.graph import Graph
 from nodegraph.registry import Registry
 from nodegraph.types import IMAGE
@@ -131,8 +131,9 @@ class RunController(QObject):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, graph: Graph, output_dir: Any = None) -> bool:
-        """Run a snapshot of ``graph``; returns False if a run is already going."""
+    def start(self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None) -> bool:
+        """Run a snapshot of ``graph`` (its output nodes, or ``targets`` and what they need); returns False if a
+        run is already going."""
         if self.running:
             return False
         snapshot = graph.copy()  # the user keeps editing while the worker runs
@@ -143,7 +144,9 @@ class RunController(QObject):
         self._gc_was_enabled = gc.isenabled()
         gc.disable()
         self._gc_timer.start()
-        self._thread = threading.Thread(target=self._work, args=(snapshot, self._token, settings), name="nodegraph-run", daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=(snapshot, self._token, settings, targets), name="nodegraph-run", daemon=True
+        )
         self._thread.start()
         return True
 
@@ -186,10 +189,10 @@ class RunController(QObject):
         elif isinstance(event, CacheEvicted):
             self.log.emit("info", f"cache: dropped the outputs of {event.node} ({event.nbytes / 2**20:.1f} MiB, {event.reason})")
 
-    def _work(self, graph: Graph, token: CancelToken, settings: RunSettings) -> None:
+    def _work(self, graph: Graph, token: CancelToken, settings: RunSettings, chosen: list[str] | None) -> None:
         self._last_progress.clear()
         try:
-            targets = default_targets(graph, self.registry)
+            targets = list(chosen) if chosen else default_targets(graph, self.registry)
             shown = image_producers(graph, self.registry, targets)
             # nodes whose images are shown become targets too, so that their outputs come back
             extra = sorted({src for pairs in shown.values() for src, _ in pairs} - set(targets))
@@ -222,6 +225,10 @@ class RunController(QObject):
             texts = [v for v in result.outputs.get(node_id, {}).values() if isinstance(v, str)]
             if definition is not None and definition.output_node and texts:
                 self.node_text.emit(node_id, texts[0])
+            elif chosen and node_id in chosen and node_id not in shown:
+                # a node run on its own that shows nothing in the canvas: its values go to the log
+                for name, value in result.outputs.get(node_id, {}).items():
+                    self.log.emit("info", f"{node_id}.{name} = {summarize(value)}")
         self.run_finished.emit(
             "done", f"done in {result.seconds:.2f} s: {len(result.executed)} ran, {len(result.cached)} from the cache"
         )
