@@ -86,4 +86,5 @@ def main(workflow: Path | str | None = None, screenshot: Path | str | None = Non
     from PySide6.QtCore import QTimer
 
     QTimer.singleShot(0, window.offer_recovery)
+    app.aboutToQuit.connect(MainWindow.release_clipboard)
     return app.exec()

@@ -466,6 +466,15 @@ class MainWindow(QMainWindow):
         QApplication.clipboard().setMimeData(mime)
         return True
 
+    @staticmethod
+    def release_clipboard() -> None:
+        """Drop nodes we put on the clipboard before the application ends: Qt deletes the clipboard's data
+        in its C exit handlers, after Python has finalised, which crashes (segfault) on exit."""
+        clipboard = QApplication.clipboard()
+        mime = clipboard.mimeData()
+        if mime is not None and mime.hasFormat(CLIPBOARD_MIME):
+            clipboard.clear()
+
     def cut(self) -> None:
         if self.copy():
             self.delete_selected()

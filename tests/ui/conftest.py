@@ -58,3 +58,13 @@ def make_window(qtbot, tmp_path, registry, monkeypatch):
 @pytest.fixture
 def window(make_window):
     return make_window()
+
+
+
+@pytest.fixture(autouse=True)
+def _release_the_clipboard(qapp):
+    """What the application does when it quits; left to interpreter shutdown, the copied nodes crash it."""
+    yield
+    from ui.main_window import MainWindow
+
+    MainWindow.release_clipboard()
