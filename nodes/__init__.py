@@ -3,4 +3,6 @@ heavy libraries are imported inside the node functions."""
 
 BUILTIN_MODULES: list[str] = [
     "nodes.primitives",
+    "nodes.sd.text_nodes",
+    "nodes.sd.sampler_nodes",
 ]
