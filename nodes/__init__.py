@@ -3,6 +3,11 @@ heavy libraries are imported inside the node functions."""
 
 BUILTIN_MODULES: list[str] = [
     "nodes.primitives",
+    "nodes.image.io",
+    "nodes.image.ops",
+    "nodes.image.preprocess",
+    "nodes.latent.latent_ops",
+    "nodes.latent.vae_nodes",
     "nodes.sd.text_nodes",
     "nodes.sd.sampler_nodes",
 ]
