@@ -39,7 +39,7 @@ def empty_latent_image(ctx: NodeContext, width: int, height: int, batch_size: in
     _check_multiple(width, "width")
     _check_multiple(height, "height")
     shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
-    return ({"samples": torch.zeros(shape, dtype=torch.float32)},)  # a 1-tuple: a bare dict reads as {output: value}
+    return {"latent": {"samples": torch.zeros(shape, dtype=torch.float32)}}  # by output name: a bare dict would be read as outputs
 
 
 @node(
@@ -79,4 +79,4 @@ def latent_upscale(
     x = center_crop_to_aspect(latents, out_h, out_w) if crop == "center" else latents
     result = dict(samples)  # other keys (noise_mask, batch_index) travel along untouched
     result["samples"] = resize_nchw(x, out_h, out_w, method).contiguous()
-    return (result,)  # a 1-tuple: a bare dict reads as {output: value}
+    return {"latent": result}  # by output name: a bare dict would be read as outputs

@@ -62,7 +62,7 @@ def _encode(ctx: NodeContext, pixels: Any, vae: Any, mode: str, seed: int, tile:
         module, images, vae.scaling_factor, getattr(vae, "shift_factor", 0.0),
         sample=mode == "sample", generator=generator, tile=tile, overlap=overlap, progress=ctx.progress,
     )
-    return ({"samples": samples},)  # a 1-tuple: a bare dict reads as {output: value}
+    return {"latent": {"samples": samples}}  # by output name: a bare dict would be read as outputs
 
 
 @node(
