@@ -53,8 +53,13 @@ def _latent_stats(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 def images_to_vae_input(images: torch.Tensor) -> torch.Tensor:
-    """``[B, H, W, 3]`` in 0..1 -> ``[B, 3, H, W]`` in -1..1, float32 on the CPU, as diffusers preprocesses."""
-    x = images.detach().to("cpu", torch.float32).permute(0, 3, 1, 2).contiguous()
+    """``[B, H, W, 3]`` in 0..1 -> ``[B, 3, H, W]`` in -1..1, float32 on the CPU, as diffusers preprocesses.
+
+    The result stays a permuted view of NHWC memory (channels-last strides), exactly as
+    ``VaeImageProcessor.numpy_to_pt`` leaves it: convolution kernels pick their algorithm by memory layout,
+    and a contiguous copy would change the encoder's output in the last bits.
+    """
+    x = images.detach().to("cpu", torch.float32).contiguous().permute(0, 3, 1, 2)
     return 2.0 * x - 1.0
 
 

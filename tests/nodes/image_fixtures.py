@@ -28,7 +28,7 @@ def call(definition: NodeDef, ctx: NodeContext, **kwargs: Any) -> dict[str, Any]
     return definition.normalise_result(definition.fn(ctx, **values))
 
 
-def tiny_vae(seed: int = 0, mid_attention: bool = True, blocks: int = 3) -> Any:
+def tiny_vae(seed: int = 0, mid_attention: bool = True, blocks: int = 4, **config: Any) -> Any:
     """An AutoencoderKL with SD's structure at toy width: 2**(blocks-1) pixels per latent cell."""
     import torch
     from diffusers import AutoencoderKL
@@ -38,7 +38,7 @@ def tiny_vae(seed: int = 0, mid_attention: bool = True, blocks: int = 3) -> Any:
         in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * blocks, up_block_types=("UpDecoderBlock2D",) * blocks,
         block_out_channels=(8, 16, 16, 16)[:blocks], layers_per_block=1, norm_num_groups=4, sample_size=32,
-        mid_block_add_attention=mid_attention, scaling_factor=0.18215,
+        mid_block_add_attention=mid_attention, scaling_factor=0.18215, **config,
     )
     return vae.eval().requires_grad_(False)
 
