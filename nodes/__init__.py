@@ -8,6 +8,7 @@ BUILTIN_MODULES: list[str] = [
     "nodes.image.preprocess",
     "nodes.latent.latent_ops",
     "nodes.latent.vae_nodes",
+    "nodes.sd.loaders",
     "nodes.sd.text_nodes",
     "nodes.sd.sampler_nodes",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from nodes.sd.convert_to_ldm import (
     OPEN_CLIP_PREFIX,
     UNET_PREFIX,
     VAE_PREFIX,
+    ConversionError,
     clip_l_to_ldm,
     open_clip_to_ldm,
     unet_to_ldm,
@@ -440,6 +441,16 @@ def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict
 # ------------------------------------------------------------------------------------------ building
 
 
+def vae_dtype(dtype: Any, vae_config: Mapping[str, Any]) -> Any:
+    """The dtype a VAE is kept in: the compute dtype, except fp16 for a VAE whose config says
+    ``force_upcast`` (SDXL's overflows in fp16), which stays fp32 rather than have every decode upcast."""
+    import torch
+
+    if dtype == torch.float16 and vae_config.get("force_upcast", False):
+        return torch.float32
+    return dtype
+
+
 def _assign(module: Any, state: Mapping[str, Any], what: str, name: str) -> Any:
     """Put the converted tensors into a module built on the meta device (no second copy: assign=True)."""
     try:
@@ -536,6 +547,7 @@ def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
         state = convert_ldm_unet_checkpoint(SubsetSource(source, (UNET_PREFIX,)), configs["unet"])
         unet = build_unet(configs["unet"], state, path.name)
         del state
+        source.dtype = vae_dtype(dtype, configs["vae"])
         state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
         vae = build_vae(configs["vae"], state, path.name)
         del state
@@ -605,7 +617,9 @@ def load_diffusers_folder(folder: Path, dtype: Any = None) -> LoadedModel:
     common = {"local_files_only": True}
     try:
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, **common)
-        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, **common)
+        vae_config = AutoencoderKL.load_config(folder, subfolder="vae", **common)
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=vae_dtype(dtype, vae_config),
+                                            **common)
         encoders, tokenizers = [], []
         for name, kind in zip(fam.text_encoders, fam.tokenizers):
             cls = CLIPTextModel if name == "text_encoder" else CLIPTextModelWithProjection
@@ -646,36 +660,51 @@ def load_model(path: Path, dtype: Any = None) -> LoadedModel:
 # ---------------------------------------------------------------------------------------- VAE files
 
 
-def load_vae(path: Path, family: str, dtype: Any = None) -> tuple[Any, dict[str, Any]]:
+@dataclass
+class LoadedVae:
+    vae: Any
+    family: str | None  # as recorded in the file (Save Checkpoint metadata), else None
+    own_config: bool  # the file carried its config (diffusers folder or our metadata): trust its scaling
+
+
+def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     """A VAE on its own: an original-layout file (keys ``encoder.down.*``, possibly under
     ``first_stage_model.``), a whole checkpoint (its VAE is taken), a diffusers-layout file
-    (``encoder.down_blocks.*``) or a diffusers folder with config.json. Returns (vae, config)."""
+    (``encoder.down_blocks.*``) or a diffusers folder with config.json. ``family`` picks the config template
+    when the file carries no config."""
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
     if path.is_dir():
         try:
-            vae = AutoencoderKL.from_pretrained(path, local_files_only=True, torch_dtype=dtype)
+            config = AutoencoderKL.load_config(path, local_files_only=True)
+            vae = AutoencoderKL.from_pretrained(path, local_files_only=True, torch_dtype=vae_dtype(dtype, config))
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"cannot load the VAE folder {path.name}: {exc}") from None
-        return vae.eval().requires_grad_(False), dict(vae.config)
+        return LoadedVae(vae.eval().requires_grad_(False), None, True)
     source = open_source(path, dtype)
     try:
         shapes = source.shapes
-        prefix = VAE_PREFIX if _has(shapes, VAE_PREFIX + "encoder.") else "vae." if _has(shapes, "vae.encoder.") else ""
+        prefix = next((p for p in (VAE_PREFIX, "vae.") if _has(shapes, p + "encoder.")), "")
         meta = source.metadata.get(META_CONFIG + "vae")
+        parts = tuple(prefix + p for p in ("encoder.", "decoder.", "quant_conv.", "post_quant_conv."))
         if _has(shapes, prefix + "encoder.down."):
             config = json.loads(meta) if meta else infer_vae_config(shapes, family, prefix)
-            view = SubsetSource(source, tuple(prefix + p for p in ("encoder.", "decoder.", "quant_conv.",
-                                                                    "post_quant_conv.")))
-            state = convert_ldm_vae_checkpoint(view, config)
+            source.dtype = vae_dtype(dtype, config)
+            state = convert_ldm_vae_checkpoint(SubsetSource(source, parts), config)
         elif _has(shapes, "encoder.down_blocks.") and _has(shapes, "decoder.up_blocks."):
-            if not meta:
-                ldm_shapes = dict(vae_to_ldm(_ShapeOnly(shapes), {"up_block_types": _indices(shapes, "decoder.up_blocks.")}, ""))
-                config = infer_vae_config({k: v.shape for k, v in ldm_shapes.items()}, family, "")
-            else:
+            # diffusers layout: infer the config from the shapes the original layout would have
+            if meta:
                 config = json.loads(meta)
-            state = {k: source[k] for k in shapes if k.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv."))}
+            else:
+                n_up = len(_indices(shapes, "decoder.up_blocks."))
+                try:
+                    ldm = dict(vae_to_ldm(_ShapeOnly(shapes), {"up_block_types": [None] * n_up}, ""))
+                except ConversionError as exc:
+                    raise CheckpointError(f"{path.name}: an unknown VAE layout ({exc})") from None
+                config = infer_vae_config({k: v.shape for k, v in ldm.items()}, family, "")
+            source.dtype = vae_dtype(dtype, config)
+            state = {k: source[k] for k in SubsetSource(source, parts)}
         else:
             raise CheckpointError(f"{path.name} holds no VAE: it holds {describe_keys(shapes)}")
         try:
@@ -684,7 +713,7 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> tuple[Any, dict[str,
             raise CheckpointError(f"{path.name}: VAE tensor {exc.args[0]} is missing") from None
     finally:
         source.close()
-    return vae, config
+    return LoadedVae(vae, source.metadata.get(META_FAMILY), bool(meta))
 
 
 class _Shape:
@@ -758,8 +787,64 @@ def checkpoint_metadata(
 
 
 def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A diffusers FrozenDict as JSON-ready data, without the private bookkeeping keys."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(config).items() if not k.startswith("_")}
+    """A diffusers FrozenDict as JSON-ready data: the class name stays, other private bookkeeping goes."""
+    return {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in dict(config).items()
+        if k == "_class_name" or not k.startswith("_")
+    }
+
+
+def write_temp_checkpoint(
+    folder: Path,
+    family: str,
+    unet: Any,
+    vae: Any,
+    text_encoders: tuple,
+    scheduler_config: Mapping[str, Any],
+    prediction_type: str = "epsilon",
+    dtype: Any = None,
+) -> Path:
+    """Write the model as an original-layout .safetensors file under a temporary name in ``folder``;
+    :func:`publish` then gives it its final name."""
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype))
+    meta = checkpoint_metadata(family, unet, vae, text_encoders, scheduler_config, prediction_type)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".partial")
+    os.close(fd)
+    temp = Path(name)
+    try:
+        save_file(state, str(temp), metadata=meta)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def publish(temp: Path, candidates: Iterable[Path]) -> Path:
+    """Give a finished temporary file the first of ``candidates`` that does not exist yet: atomically (a
+    reader never sees half a file; a hard link fails rather than replace) and never replacing an existing
+    file. :class:`FileExistsError` when every candidate exists. The temporary name is gone afterwards."""
+    target = None
+    try:
+        for target in candidates:
+            try:
+                os.link(temp, target)
+                return target
+            except FileExistsError:
+                continue
+            except OSError:  # file systems without hard links
+                if target.exists():
+                    continue
+                os.replace(temp, target)
+                return target
+        raise FileExistsError(f"every candidate name exists (last: {target})")
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def save_single_file(
@@ -772,27 +857,11 @@ def save_single_file(
     prediction_type: str = "epsilon",
     dtype: Any = None,
 ) -> Path:
-    """Write the model to ``path`` (.safetensors) in the original layout. The file appears complete or not
-    at all (written to a temporary name, then linked into place), and an existing file is never
-    replaced: :class:`FileExistsError`."""
-    from safetensors.torch import save_file
-
+    """Write the model to ``path`` (.safetensors) in the original layout, configs in the metadata. An
+    existing file is never replaced: :class:`FileExistsError`."""
     path = Path(path)
-    state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype))
-    meta = checkpoint_metadata(family, unet, vae, text_encoders, scheduler_config, prediction_type)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        save_file(state, str(temp), metadata=meta)
-        del state
-        try:
-            os.link(temp, path)  # atomic, and fails rather than replace an existing file
-        except OSError as exc:
-            if isinstance(exc, FileExistsError):
-                raise
-            if path.exists():
-                raise FileExistsError(str(path)) from None
-            os.replace(temp, path)  # file systems without hard links
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
+    if path.exists():
+        raise FileExistsError(str(path))
+    temp = write_temp_checkpoint(path.parent, family, unet, vae, text_encoders, scheduler_config,
+                                 prediction_type, dtype)
+    return publish(temp, [path])
