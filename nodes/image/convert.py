@@ -74,15 +74,6 @@ def check_image(value: Any, field: str) -> torch.Tensor:
     return value
 
 
-def check_mask(value: Any, field: str) -> torch.Tensor:
-    import torch
-
-    if not isinstance(value, torch.Tensor) or value.ndim != 3:
-        shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise NodeInputError(f"{field!r} must be a MASK tensor [B, H, W], found {shape}", field)
-    return value
-
-
 def luminance(image: torch.Tensor) -> torch.Tensor:
     """``[B, H, W]`` luma with the ITU-R 601 weights Pillow's ``convert("L")`` uses."""
     weights = image.new_tensor([0.299, 0.587, 0.114])

@@ -54,6 +54,15 @@ def test_jpeg_loads_as_pillow_decodes_it(tmp_path: Path) -> None:
     assert torch.equal(out["image"][0], torch.from_numpy(decoded).float() / 255.0)
 
 
+def test_16bit_greyscale_png_keeps_its_precision(tmp_path: Path) -> None:
+    levels = (np.arange(12 * 20, dtype=np.uint16).reshape(12, 20) * 250).astype(np.uint16)
+    path = tmp_path / "depth.png"
+    Image.fromarray(levels).save(path)
+    image = _load(tmp_path, path)["image"]
+    assert torch.equal(image[0, ..., 1], torch.from_numpy(levels.astype(np.float32) / 65535.0))
+    assert len(torch.unique(image)) == levels.size  # 8 bits could not hold 240 distinct levels this close
+
+
 def test_alpha_becomes_mask_one_where_transparent(tmp_path: Path) -> None:
     rgba = np.zeros((8, 10, 4), dtype=np.uint8)
     rgba[..., 0] = 200
