@@ -285,6 +285,25 @@ def _heads(width: int, template_width: int, template_heads: int, head_dim: int =
     return max(h for h in range(1, 9) if width % h == 0)
 
 
+def _class_defaults(cls: Any) -> dict[str, Any]:
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _update(config: dict[str, Any], defaults: Mapping[str, Any], **values: Any) -> None:
+    """Set only what differs from the config as it stands (or the class default where it is silent), so
+    that a standard checkpoint infers exactly its family's shipped config."""
+    for key, value in values.items():
+        if _plain(config.get(key, defaults.get(key))) != _plain(value):
+            config[key] = value
+
+
 def infer_unet_config(shapes: Mapping[str, tuple], family: str, pooled_dim: int | None = None) -> dict[str, Any]:
     """The diffusers UNet config that fits the original-layout tensor shapes, starting from the family's."""
     p = UNET_PREFIX
@@ -305,13 +324,16 @@ def infer_unet_config(shapes: Mapping[str, tuple], family: str, pooled_dim: int 
     depth = [
         max(1, len(_indices(shapes, p + f"input_blocks.{level[0]}.1.transformer_blocks."))) for level in levels
     ]
+    from diffusers import UNet2DConditionModel
+
+    defaults = _class_defaults(UNet2DConditionModel)
     for key, shape in shapes.items():
         if key.startswith(p) and key.endswith("attn2.to_k.weight"):
-            config["cross_attention_dim"] = shape[1]
+            _update(config, defaults, cross_attention_dim=shape[1])
             break
     for key, shape in shapes.items():
         if key.startswith(p) and key.endswith(".proj_in.weight"):
-            config["use_linear_projection"] = len(shape) == 2
+            _update(config, defaults, use_linear_projection=len(shape) == 2)
             break
     mid_depth = len(_indices(shapes, p + "middle_block.1.transformer_blocks."))
     attn_depths = [d for d, a in zip(depth, attention) if a]
@@ -321,7 +343,9 @@ def infer_unet_config(shapes: Mapping[str, tuple], family: str, pooled_dim: int 
         # non-attention levels get 1; the mid block takes the deepest level's count, as SDXL's does
         layers = [d if a else 1 for d, a in zip(depth, attention)]
     template_channels = list(config["block_out_channels"])
-    config.update(
+    _update(
+        config,
+        defaults,
         in_channels=conv_in[1],
         out_channels=shapes[p + "out.2.weight"][0],
         block_out_channels=channels,
@@ -351,10 +375,14 @@ def infer_unet_config(shapes: Mapping[str, tuple], family: str, pooled_dim: int 
 
 
 def infer_vae_config(shapes: Mapping[str, tuple], family: str, prefix: str = VAE_PREFIX) -> dict[str, Any]:
+    from diffusers import AutoencoderKL
+
     config = load_config(family, "vae")
     levels = _indices(shapes, prefix + "encoder.down.")
     channels = [shapes[prefix + f"encoder.down.{i}.block.0.conv1.weight"][0] for i in levels]
-    config.update(
+    _update(
+        config,
+        _class_defaults(AutoencoderKL),
         in_channels=shapes[prefix + "encoder.conv_in.weight"][1],
         out_channels=shapes[prefix + "decoder.conv_out.weight"][0],
         latent_channels=shapes[prefix + "decoder.conv_in.weight"][1],
