@@ -81,7 +81,8 @@ def _run(
             )
     except ConditioningMismatch as exc:  # conditioning that does not fit the model: explain, naming the input
         raise NodeInputError(str(exc), exc.field) from exc
-    return {**latent_image, "samples": result}
+    # by output name (a bare dict would be read as outputs by name); other LATENT keys travel along
+    return {"latent": {**latent_image, "samples": result}}
 
 
 @node(
