@@ -3,10 +3,10 @@
 Loading, in order: open the file without reading the weights (safetensors header, or a weights-only
 unpickle for .ckpt/.pt), detect the family from the key names, take the architecture from the metadata
 Save Checkpoint wrote or infer it from tensor shapes, then build each module on the meta device and assign
-the converted tensors into it (diffusers' own ``convert_ldm_*`` functions do the key conversion). Each
-tensor is read once, straight into the dtype it is kept in, so the weights are never held twice; the
-file's memory map is reopened every few hundred MB so that the mapped pages do not add a second copy to
-the process's resident memory either.
+the converted tensors into it (diffusers' own ``convert_ldm_*`` functions do the key conversion). The
+weights are never held twice: a safetensors tensor already in the compute dtype stays backed by the file's
+memory map (no copy at all); one in another dtype is converted as it is read, and the map is reopened
+every few hundred MB so that the pages read for the conversion do not pile up as a second copy.
 
 Saving writes the reverse layout (``convert_to_ldm``) plus the diffusers configs as JSON in the
 safetensors metadata, so that custom and tiny architectures load back exactly.
@@ -97,7 +97,7 @@ class SafetensorsSource(TensorSource):
         self.metadata = dict(handle.metadata() or {})
         self.shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
         self._handle: Any = handle
-        self._mapped = 0
+        self._converted = 0
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.shapes:
@@ -108,17 +108,19 @@ class SafetensorsSource(TensorSource):
             mapped = self._handle.get_tensor(key)
         except Exception as exc:  # safetensors raises its own error types for a damaged body
             raise CheckpointError(f"{self.path.name}: cannot read tensor {key}: {exc}") from None
-        # A copy in fresh, aligned memory: the weights must not depend on the file's memory map (its odd
-        # alignment also makes some CPU kernels round differently).
         tensor = self._cast(mapped)
         if tensor is mapped:
-            tensor = mapped.clone()
-        self._mapped += mapped.numel() * mapped.element_size()
+            # Kept as it is: backed by the file's (private, copy-on-write) memory map, as diffusers and
+            # ComfyUI keep safetensors weights. Nothing is copied; pages are read when first used and
+            # count as page cache, not as a second copy. The same file maps at the same alignment every
+            # time, so results do not depend on where a load happened to put the weights.
+            return mapped
+        self._converted += mapped.numel() * mapped.element_size()
         del mapped
-        if self._mapped > REOPEN_BYTES:
-            # dropping the handle unmaps the file: its pages stop counting as this process's memory
+        if self._converted > REOPEN_BYTES:
+            # the converted copy is what stays; dropping the handle unmaps the pages read for it
             self._handle = None
-            self._mapped = 0
+            self._converted = 0
         return tensor
 
     def close(self) -> None:
