@@ -78,7 +78,8 @@ def encode_chunks(
         empty_out = encoder(torch.tensor(empty.ids, dtype=torch.long, device=device), output_hidden_states=True)
         reference = select_hidden_state(encoder, empty_out, family, clip_skip)  # [1, 77, D]
         weights = torch.tensor(chunks.weights, dtype=hidden.dtype, device=hidden.device).unsqueeze(-1)
-        hidden = reference + (hidden - reference) * weights
+        # only weighted tokens change: ref + (z - ref) * 1 is not always exactly z in floating point
+        hidden = torch.where(weights != 1.0, reference + (hidden - reference) * weights, hidden)
     pooled = getattr(output, "text_embeds", None)
     hidden = hidden.reshape(1, -1, hidden.shape[-1])
     return hidden, (pooled[:1] if pooled is not None else None)
