@@ -17,6 +17,7 @@ on overlapping tiles instead and blends the overlaps with linear ramps, so no se
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -125,7 +126,7 @@ def encode(
             return module.quant_conv(moments) if module.quant_conv is not None else moments
 
         factor = spatial_factor(module)
-        moments = tiled_map(x, encode_tile, tile, overlap, 1 / factor, progress)
+        moments = tiled_map(x, encode_tile, tile, overlap, 1 / factor, progress, align=factor)
         z = _moments_to_latents(moments, sample, generator)
     return scale_latents(module, z, scaling_factor, shift_factor).to("cpu", torch.float32)
 
@@ -159,19 +160,25 @@ def decode(
     return vae_output_to_images(decoded)
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of length ``tile`` covering ``size``, overlapping by at least ``overlap``."""
+def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Start offsets of the fewest tiles of length ``tile`` that cover ``size`` with neighbours overlapping by
+    at least ``overlap``, spread evenly (so every seam gets the same overlap) and multiples of ``align``."""
     if size <= tile:
         return [0]
-    stride = max(1, tile - overlap)
-    starts = list(range(0, size - tile, stride))
-    starts.append(size - tile)  # the last tile ends flush with the edge
-    return starts
+    units, tile_units, overlap_units = size // align, tile // align, overlap // align
+    count = math.ceil((units - overlap_units) / max(1, tile_units - overlap_units))
+    span = units - tile_units
+    return [round(i * span / (count - 1)) * align for i in range(count)]
 
 
-def _ramp(length: int, lead: int, trail: int, device: torch.device) -> torch.Tensor:
-    """Weights along one side of a tile: rising over ``lead``, falling over ``trail``, 1 in between."""
-    lead, trail = min(lead, length // 2), min(trail, length // 2)
+def _side_weights(starts: list[int], index: int, tile: int, length: int, scale: float, device: torch.device) -> torch.Tensor:
+    """Weights along one side of tile ``index``: rising across its overlap with the previous tile, falling
+    across its overlap with the next, 1 elsewhere (image borders keep full weight). Where two tiles overlap,
+    one fades out as the other fades in."""
+    lead = round((starts[index - 1] + tile - starts[index]) * scale) if index > 0 else 0
+    trail = round((starts[index] + tile - starts[index + 1]) * scale) if index + 1 < len(starts) else 0
+    if lead + trail > length:  # overlaps beyond half a tile: shrink both ramps to fit
+        lead, trail = lead * length // (lead + trail), trail * length // (lead + trail)
     weights = torch.ones(length, device=device)
     if lead:
         weights[:lead] = torch.arange(1, lead + 1, device=device) / (lead + 1)
@@ -187,18 +194,19 @@ def tiled_map(
     overlap: int,
     scale: float,
     progress: Progress | None = None,
+    align: int = 1,
 ) -> torch.Tensor:
     """Apply ``fn`` (which maps a tile ``h x w`` to ``h*scale x w*scale``) to overlapping tiles of ``x`` and
-    blend the results: each output pixel is the weighted mean of the tiles covering it, weights ramping down
-    towards a tile's inner edges (edges on the border of the image keep full weight)."""
+    blend the results: each output pixel is the weighted mean of the tiles covering it, weights ramping
+    linearly across each overlap. Tile offsets are multiples of ``align`` (the VAE factor when encoding, so
+    that tiles map onto whole latent cells)."""
     height, width = x.shape[-2:]
-    rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
-    out_overlap = round(overlap * scale)
+    rows, cols = tile_starts(height, tile, overlap, align), tile_starts(width, tile, overlap, align)
     total = len(rows) * len(cols)
     out = weight = None
     done = 0
-    for top in rows:
-        for left in cols:
+    for i, top in enumerate(rows):
+        for j, left in enumerate(cols):
             piece = fn(x[..., top : top + tile, left : left + tile])
             if out is None:
                 shape = (*piece.shape[:2], round(height * scale), round(width * scale))
@@ -207,8 +215,8 @@ def tiled_map(
                 result_dtype = piece.dtype
             ph, pw = piece.shape[-2:]
             oy, ox = round(top * scale), round(left * scale)
-            wy = _ramp(ph, out_overlap if top > 0 else 0, out_overlap if top + tile < height else 0, piece.device)
-            wx = _ramp(pw, out_overlap if left > 0 else 0, out_overlap if left + tile < width else 0, piece.device)
+            wy = _side_weights(rows, i, tile, ph, scale, piece.device)
+            wx = _side_weights(cols, j, tile, pw, scale, piece.device)
             w = wy[:, None] * wx[None, :]
             out[..., oy : oy + ph, ox : ox + pw] += piece.float() * w
             weight[oy : oy + ph, ox : ox + pw] += w
