@@ -159,30 +159,53 @@ def test_loader_keeps_weights_in_the_runtime_dtype(models: Path) -> None:
     assert {p.dtype for p in out["vae"].vae.parameters()} == {torch.bfloat16}
 
 
-def test_diffusers_folder_loads(models: Path) -> None:
-    from diffusers import StableDiffusionPipeline
+def _pipeline(model):
+    from diffusers import EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    original = tiny_components("sd15", seed=5)
-    pipe = StableDiffusionPipeline(
-        vae=original.vae, text_encoder=original.text_encoders[0], tokenizer=original.tokenizers[0],
-        unet=original.unet, scheduler=_scheduler(original.scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
+    if model.family == "sd15":
+        return StableDiffusionPipeline(
+            vae=model.vae, text_encoder=model.text_encoders[0], tokenizer=model.tokenizers[0], unet=model.unet,
+            scheduler=PNDMScheduler.from_config(model.scheduler_config), safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False,
+        )
+    return StableDiffusionXLPipeline(
+        vae=model.vae, text_encoder=model.text_encoders[0], text_encoder_2=model.text_encoders[1],
+        tokenizer=model.tokenizers[0], tokenizer_2=model.tokenizers[1], unet=model.unet,
+        scheduler=EulerDiscreteScheduler.from_config(model.scheduler_config),
     )
-    pipe.save_pretrained(models / "checkpoints" / "tiny-diffusers")
+
+
+@pytest.mark.parametrize(("family", "label"), [("sd15", "SD1.5"), ("sdxl", "SDXL")])
+def test_diffusers_folder_loads(models: Path, family: str, label: str) -> None:
+    original = tiny_components(family, seed=5)
+    _pipeline(original).save_pretrained(models / "checkpoints" / "tiny-diffusers")
     events: list = []
     out = _run(_executor(models), {"load": _loader("tiny-diffusers")}, models / "out", events)["load"]
-    assert out["family"] == "sd15"
+    assert out["family"] == family
     _same_weights(original.unet, out["model"].unet)
     _same_weights(original.vae, out["vae"].vae)
-    _same_weights(original.text_encoders[0], out["clip"].encoders[0])
-    assert out["model"].scheduler_config["_class_name"] == "PNDMScheduler"
-    assert any("SD1.5 diffusers folder" in e.message for e in events if isinstance(e, NodeLog))
+    for a, b in zip(original.text_encoders, out["clip"].encoders, strict=True):
+        _same_weights(a, b)
+    assert out["model"].scheduler_config["_class_name"] == original.scheduler_config["_class_name"]
+    assert [t.pad_token_id for t in out["clip"].tokenizers] == [t.pad_token_id for t in original.tokenizers]
+    assert any(f"{label} diffusers folder" in e.message for e in events if isinstance(e, NodeLog))
 
 
-def _scheduler(config: dict):
-    from diffusers import PNDMScheduler
+def test_vae_loader_reads_diffusers_layouts(models: Path) -> None:
+    from safetensors.torch import save_file
 
-    return PNDMScheduler.from_config(config)
+    original = tiny_components("sd15", seed=6)
+    (models / "vae").mkdir()
+    original.vae.save_pretrained(models / "vae" / "folder-vae")
+    save_file({k: v.contiguous() for k, v in original.vae.state_dict().items()},
+              str(models / "vae" / "diffusers_layout.safetensors"))
+    out = _run(_executor(models), {
+        "folder": {"type": "core.VAELoader", "params": {"vae_name": "folder-vae"}},
+        "file": {"type": "core.VAELoader", "params": {"vae_name": "diffusers_layout.safetensors"}},
+    }, models / "out")
+    for name in ("folder", "file"):
+        _same_weights(original.vae, out[name]["vae"].vae)
+        assert out[name]["vae"].scaling_factor == 0.18215
 
 
 def test_vae_loader_reads_a_vae_file_and_a_checkpoints_vae(models: Path) -> None:
