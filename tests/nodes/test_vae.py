@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
 from diffusers.utils.torch_utils import randn_tensor
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from nodegraph.errors import NodeInputError
-from nodes.latent.codec import decode, tiled_map
+from nodes.latent.codec import decode, tile_starts, tiled_map
 from nodes.latent.vae_nodes import vae_decode, vae_decode_tiled, vae_encode, vae_encode_tiled
 from tests.nodes.image_fixtures import call, make_ctx, tiny_vae, vae_handle
 
@@ -129,6 +132,18 @@ def test_tile_blending_is_exact_for_a_local_operation() -> None:
     y = torch.randn(1, 4, 64, 96)
     pool = lambda t: F.avg_pool2d(t, 8)  # noqa: E731
     assert torch.allclose(tiled_map(y, pool, tile=32, overlap=8, scale=1 / 8, align=8), pool(y), atol=1e-6)
+
+
+@given(st.integers(1, 64), st.integers(2, 24), st.integers(0, 11), st.sampled_from([1, 2, 8]))
+def test_tiles_cover_everything_with_the_asked_overlap(units: int, tile_units: int, overlap_units: int, align: int) -> None:
+    size, tile = units * align, tile_units * align
+    overlap = max(0, min(overlap_units, (tile_units - 1) // 2)) * align
+    starts = tile_starts(size, tile, overlap, align)
+    assert starts[0] == 0 and min(starts[-1] + tile, size) == size
+    assert all(s % align == 0 for s in starts)
+    assert all(b - a <= tile - overlap and b > a for a, b in itertools.pairwise(starts))
+    if len(starts) > 1:  # one tile fewer could not cover the image with that overlap
+        assert (len(starts) - 1) * (tile - overlap) + overlap < size
 
 
 def test_tiled_decode_is_close_to_whole_and_blending_beats_hard_seams(tmp_path: Path) -> None:
