@@ -487,7 +487,9 @@ def _assign(module: Any, state: Mapping[str, Any], what: str, name: str) -> Any:
         missing, unexpected = module.load_state_dict(dict(state), strict=False, assign=True)
     except RuntimeError as exc:  # shape mismatches
         raise CheckpointError(f"{name}: the {what} weights do not fit its architecture: {exc}") from None
+    # position ids are a constant buffer that some files carry and some models do not keep in their state
     missing = [k for k in missing if not k.endswith("position_ids")]
+    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
     if missing or unexpected:
         raise CheckpointError(
             f"{name}: the {what} weights do not match its architecture: "

@@ -160,6 +160,20 @@ def test_checkpoint_without_metadata_loads_from_inferred_architecture(tmp_path: 
         assert without.configs["unet"].get(field) == with_meta.configs["unet"].get(field), field
 
 
+def test_checkpoint_as_trainers_write_it_loads(tmp_path: Path) -> None:
+    """Original SD1.5 files also carry an EMA copy, CLIP's position ids and the noise schedule."""
+    path = write_tiny_checkpoint(tmp_path / "clean.safetensors", "sd15", seed=8)
+    tensors = load_file(str(path))
+    tensors["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    tensors["alphas_cumprod"] = torch.linspace(1, 0, 1000)
+    tensors.update({f"model_ema.diffusion_model{i}": torch.zeros(2) for i in range(3)})
+    save_file(tensors, str(tmp_path / "trainer.safetensors"))
+    clean, trainer = load_single_file(path), load_single_file(tmp_path / "trainer.safetensors")
+    assert trainer.family == "sd15"
+    sa, sb = clean.text_encoders[0].state_dict(), trainer.text_encoders[0].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_each_weight_is_read_once_and_assigned_without_a_copy(tmp_path: Path, monkeypatch) -> None:
     path = write_tiny_checkpoint(tmp_path / "m.safetensors", "sd15")
     reads: dict[str, int] = {}
