@@ -138,7 +138,13 @@ class PickleSource(TensorSource):
 
         super().__init__(path, dtype)
         try:
-            data = torch.load(str(path), map_location="cpu", weights_only=True)
+            try:
+                # memory-mapped where the format allows: what is not used (an EMA copy) is never read
+                data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:
+                if "mmap" not in str(exc):
+                    raise
+                data = torch.load(str(path), map_location="cpu", weights_only=True)  # legacy tar format
         except pickle.UnpicklingError as exc:
             raise CheckpointError(
                 f"{path.name} holds more than plain weights, and pickled code is never run (weights_only=True):"
