@@ -114,8 +114,8 @@ def _next_number(folder: Path, stem: str) -> int:
 @node(
     "core.SaveCheckpoint", name="Save Checkpoint", category="loaders",
     description="Saves a model, its text encoder(s) and a VAE as one original-layout .safetensors checkpoint "
-                "(the layout SD1.5/SDXL checkpoints are shared in), with the architecture in its metadata, "
-                "under <output folder>/checkpoints/<prefix>_NNNNN.safetensors. Never overwrites a file.",
+                "(the layout SD1.5/SDXL checkpoints are shared in), with the architecture in its metadata, as "
+                "<output folder>/<prefix>_NNNNN.safetensors. Never overwrites a file.",
     inputs=[Input("model", MODEL), Input("clip", CLIP), Input("vae", VAE)],
     params=[
         String("filename_prefix", "checkpoints/nodegraph",
@@ -128,6 +128,7 @@ def _next_number(folder: Path, stem: str) -> int:
 def save_checkpoint(ctx: NodeContext, model: Any, clip: Any, vae: Any, filename_prefix: str, dtype: str) -> str:
     from nodegraph.runtime import torch_dtype
     from nodes.image.output_files import resolve_prefix
+    from nodes.sd.convert_to_ldm import ConversionError
     from nodes.sd.families import family_label
     from nodes.sd.single_file import CheckpointError, publish, write_temp_checkpoint
 
@@ -143,8 +144,8 @@ def save_checkpoint(ctx: NodeContext, model: Any, clip: Any, vae: Any, filename_
         temp = write_temp_checkpoint(folder, model.family, model.unet, vae.vae, tuple(clip.encoders),
                                      model.scheduler_config, model.prediction_type,
                                      None if dtype == "keep" else torch_dtype(dtype))
-    except CheckpointError as exc:
-        raise NodeInputError(str(exc), "model") from None
+    except (CheckpointError, ConversionError) as exc:
+        raise NodeInputError(f"this model cannot be written in the original layout: {exc}", "model") from None
     start = _next_number(folder, stem)
     # a name taken meanwhile (another run saving with the same prefix) moves on to the next number
     target = publish(temp, (folder / f"{stem}_{n:05d}.safetensors" for n in range(start, start + 1000)))
