@@ -40,4 +40,7 @@ def make_scheduler(name: str, scheduler_config: dict[str, Any], prediction_type:
     if prediction_type:
         config["prediction_type"] = prediction_type
     cls = getattr(diffusers, class_name)
-    return cls.from_config(config)
+    try:
+        return cls.from_config(config)
+    except ImportError as exc:  # LMS needs scipy, an optional dependency of diffusers
+        raise ValueError(f"scheduler {name!r} is not available: {str(exc).strip()}") from None

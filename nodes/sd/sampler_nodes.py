@@ -68,7 +68,10 @@ def _run(
     weights_dtype = next(unet.parameters()).dtype
     autocast = dtype if weights_dtype != dtype else None
     denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast)
-    sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
+    try:
+        sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
+    except ValueError as exc:
+        raise NodeInputError(str(exc), "scheduler") from None
     span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step)
     chain = build_chain(cfg, guidance_rescale, model.guidance)
     try:
