@@ -46,16 +46,26 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     except CheckpointError as exc:
         raise _load_error(exc, "ckpt_name") from None
     kind = "diffusers folder" if path.is_dir() else "checkpoint"
-    note = " (architecture inferred from tensor shapes)" if loaded.inferred else ""
+    notes = []
+    if loaded.inferred:
+        notes.append("architecture inferred from tensor shapes")
+    if loaded.unet.config.in_channels != 4:
+        notes.append(f"{loaded.unet.config.in_channels} input channels (an inpainting model?)")
+    note = f" ({'; '.join(notes)})" if notes else ""
     params = sum(p.numel() for p in loaded.unet.parameters()) / 1e6
     ctx.log(f"loaded {family_label(loaded.family)} {kind} {path.name}{note}: UNet {params:.1f}M parameters, "
             f"{str(dtype).removeprefix('torch.')}")
-    vae_config = loaded.vae.config
+    vae = None
+    if loaded.vae is None:
+        ctx.warn(f"{path.name} has no VAE (no first_stage_model.* weights): connect a Load VAE node for decoding")
+    else:
+        config = loaded.vae.config
+        vae = VaeHandle(loaded.vae, loaded.family, float(config.scaling_factor),
+                        float(getattr(config, "shift_factor", None) or 0.0))
     return {
         "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type),
         "clip": ClipHandle(loaded.family, loaded.tokenizers, loaded.text_encoders),
-        "vae": VaeHandle(loaded.vae, loaded.family, float(vae_config.scaling_factor),
-                         float(getattr(vae_config, "shift_factor", None) or 0.0)),
+        "vae": vae,
         "family": loaded.family,
     }
 

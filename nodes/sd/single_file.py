@@ -448,7 +448,7 @@ def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict
     inferred from the shapes. Returns (configs, inferred)."""
     meta = source.metadata
     fam = FAMILIES[family]
-    names = ("unet", "vae", *fam.text_encoders)
+    names = ("unet", *(("vae",) if _has(source.shapes, VAE_PREFIX) else ()), *fam.text_encoders)
     if all(META_CONFIG + n in meta for n in names):
         try:
             return {n: json.loads(meta[META_CONFIG + n]) for n in names}, False
@@ -465,7 +465,8 @@ def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict
                 configs[name] = infer_open_clip_config(shapes, family, OPEN_CLIP_PREFIX[family])
                 pooled = configs[name]["projection_dim"]
         configs["unet"] = infer_unet_config(shapes, family, pooled)
-        configs["vae"] = infer_vae_config(shapes, family)
+        if _has(shapes, VAE_PREFIX):
+            configs["vae"] = infer_vae_config(shapes, family)
     except KeyError as exc:
         raise CheckpointError(
             f"{source.path.name} looks like {family_label(family)} but tensor {exc.args[0]} is missing "
@@ -544,7 +545,7 @@ class LoadedModel:
 
     family: str
     unet: Any
-    vae: Any
+    vae: Any  # None when the file has no VAE
     text_encoders: tuple
     tokenizers: tuple
     scheduler_config: dict[str, Any]
@@ -585,10 +586,12 @@ def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
         state = convert_ldm_unet_checkpoint(SubsetSource(source, (UNET_PREFIX,)), configs["unet"])
         unet = build_unet(configs["unet"], state, path.name)
         del state
-        source.dtype = vae_dtype(dtype, configs["vae"])
-        state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
-        vae = build_vae(configs["vae"], state, path.name)
-        del state
+        vae = None  # some checkpoints ship without one: a Load VAE node supplies it
+        if "vae" in configs:
+            source.dtype = vae_dtype(dtype, configs["vae"])
+            state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
+            vae = build_vae(configs["vae"], state, path.name)
+            del state
     finally:
         source.close()
     scheduler = json.loads(source.metadata[META_CONFIG + "scheduler"]) if (

@@ -234,6 +234,18 @@ def test_vae_loader_reads_a_vae_file_and_a_checkpoints_vae(models: Path) -> None
     assert out["forced"]["vae"].scaling_factor == 0.18215
 
 
+def test_checkpoint_without_a_vae_loads_and_says_so(models: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = write_tiny_checkpoint(models / "whole.safetensors", "sd15")
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("first_stage_model.")}
+    save_file(tensors, str(models / "checkpoints" / "novae.safetensors"))
+    events: list = []
+    out = _run(_executor(models), {"load": _loader("novae.safetensors")}, models / "out", events)["load"]
+    assert out["vae"] is None and out["family"] == "sd15"
+    assert any(e.level == "warning" and "has no VAE" in e.message for e in events if isinstance(e, NodeLog))
+
+
 def test_missing_model_file_lists_the_folders_searched(models: Path) -> None:
     with pytest.raises(NodeExecutionError) as info:
         _run(_executor(models), {"load": _loader("nowhere.safetensors")}, models / "out")
