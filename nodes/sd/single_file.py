@@ -283,13 +283,11 @@ def _groups(channels: list[int], preferred: int) -> int:
     return max(g for g in range(1, min(preferred, common) + 1) if common % g == 0)
 
 
-def _heads(width: int, template_width: int, template_heads: int, head_dim: int = 64) -> int:
-    """Head counts are not stored either: the family's count at the family's width, else heads of
-    ``head_dim`` channels, else the largest divisor of the width up to 8."""
-    if width == template_width:
-        return template_heads
-    if width % head_dim == 0:
-        return width // head_dim
+def _heads(width: int) -> int:
+    """Head counts are not stored either: heads of 64 channels (as in CLIP-L, bigG and SDXL's UNet), else
+    the largest count up to 8 that divides the width. Used only where the width is not the family's."""
+    if width % 64 == 0:
+        return width // 64
     return max(h for h in range(1, 9) if width % h == 0)
 
 
@@ -370,7 +368,7 @@ def infer_unet_config(shapes: Mapping[str, tuple], family: str, pooled_dim: int 
         if any(c % config["attention_head_dim"] for c in channels):
             config["attention_head_dim"] = 1
     elif channels != template_channels:
-        config["attention_head_dim"] = [_heads(c, 0, 0) for c in channels]
+        config["attention_head_dim"] = [_heads(c) for c in channels]
     time_dim = shapes[p + "time_embed.0.weight"][0]
     if time_dim != 4 * channels[0]:
         config["time_embedding_dim"] = time_dim
@@ -420,7 +418,7 @@ def infer_clip_l_config(shapes: Mapping[str, tuple], family: str, prefix: str) -
         max_position_embeddings=shapes[r + "embeddings.position_embedding.weight"][0],
         num_hidden_layers=len(_indices(shapes, r + "encoder.layers.")),
         intermediate_size=shapes[r + "encoder.layers.0.mlp.fc1.weight"][0],
-        num_attention_heads=_heads(width, config["hidden_size"], config["num_attention_heads"]),
+        num_attention_heads=config["num_attention_heads"] if width == config["hidden_size"] else _heads(width),
     )
     if width != load_config(family, "text_encoder")["hidden_size"]:
         config["projection_dim"] = width
@@ -437,7 +435,7 @@ def infer_open_clip_config(shapes: Mapping[str, tuple], family: str, prefix: str
         max_position_embeddings=shapes[prefix + "positional_embedding"][0],
         num_hidden_layers=len(_indices(shapes, prefix + "transformer.resblocks.")),
         intermediate_size=shapes[prefix + "transformer.resblocks.0.mlp.c_fc.weight"][0],
-        num_attention_heads=_heads(width, config["hidden_size"], config["num_attention_heads"]),
+        num_attention_heads=config["num_attention_heads"] if width == config["hidden_size"] else _heads(width),
         projection_dim=shapes[prefix + "text_projection"][1],
     )
     return config
