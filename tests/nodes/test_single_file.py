@@ -146,6 +146,19 @@ def test_custom_unet_architecture_is_inferred_from_shapes() -> None:
     assert _meta_unet(inferred).state_dict().keys() == convert_ldm_unet_checkpoint(ldm, inferred).keys()
 
 
+def test_custom_sdxl_unet_with_per_level_depths_is_inferred_from_shapes() -> None:
+    config = load_config("sdxl", "unet")
+    config.update(block_out_channels=[64, 128, 192], transformer_layers_per_block=[1, 2, 3], cross_attention_dim=96,
+                  addition_time_embed_dim=16, projection_class_embeddings_input_dim=48 + 6 * 16)
+    ldm = dict(unet_to_ldm(_meta_unet(config).state_dict(), config))
+    inferred = infer_unet_config(_shapes(ldm.items()), "sdxl", pooled_dim=48)
+    for field in UNET_SHAPE_FIELDS:
+        assert inferred.get(field) == config.get(field), field
+    assert inferred["transformer_layers_per_block"] == [1, 2, 3]
+    assert inferred["attention_head_dim"] == [1, 2, 3]  # 64-wide heads, as SDXL's
+    assert _meta_unet(inferred).state_dict().keys() == convert_ldm_unet_checkpoint(ldm, inferred).keys()
+
+
 def test_checkpoint_without_metadata_loads_from_inferred_architecture(tmp_path: Path) -> None:
     path = write_tiny_checkpoint(tmp_path / "meta.safetensors", "sdxl", seed=7)
     plain = tmp_path / "plain.safetensors"
