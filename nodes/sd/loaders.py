@@ -142,6 +142,10 @@ def save_checkpoint(ctx: NodeContext, model: Any, clip: Any, vae: Any, filename_
     from nodes.sd.families import family_label
     from nodes.sd.single_file import CheckpointError, publish, write_temp_checkpoint
 
+    for name, value, attribute in (("model", model, "unet"), ("clip", clip, "encoders"), ("vae", vae, "vae")):
+        if getattr(value, attribute, None) is None:
+            raise NodeInputError(f"'{name}' must be a {name.upper()} from a loader, found {type(value).__name__}",
+                                 name)
     if model.family != clip.family:
         raise NodeInputError(f"the model is {family_label(model.family)} but the CLIP is {family_label(clip.family)}",
                              "clip")
