@@ -11,4 +11,5 @@ BUILTIN_MODULES: list[str] = [
     "nodes.sd.loaders",
     "nodes.sd.text_nodes",
     "nodes.sd.sampler_nodes",
+    "nodes.adapters.lora_nodes",
 ]
