@@ -27,6 +27,15 @@ PLAIN_PROMPT = "a red fox in the snow, highly detailed"
 diffusers = pytest.importorskip("diffusers")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report_differences():
+    """Prints how many comparisons were bit-exact (shown with ``pytest -s``)."""
+    yield
+    if DIFFS:
+        exact = sum(d == 0.0 for d in DIFFS)
+        print(f"\nparity: {len(DIFFS)} images compared, {exact} bit-exact, largest difference {max(DIFFS):.3g}")
+
+
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory):
     return make_executor(make_models_root(tmp_path_factory.mktemp("models")))
