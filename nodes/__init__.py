@@ -12,4 +12,5 @@ BUILTIN_MODULES: list[str] = [
     "nodes.sd.text_nodes",
     "nodes.sd.sampler_nodes",
     "nodes.adapters.lora_nodes",
+    "nodes.adapters.guidance_nodes",
 ]
