@@ -711,6 +711,7 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     ``first_stage_model.``), a whole checkpoint (its VAE is taken), a diffusers-layout file
     (``encoder.down_blocks.*``) or a diffusers folder with config.json. ``family`` picks the config template
     when the file carries no config."""
+    import torch
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -737,8 +738,10 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
                 config = json.loads(meta)
             else:
                 n_up = len(_indices(shapes, "decoder.up_blocks."))
+                # rename shapes alone: meta tensors hold no memory
+                empty = {k: torch.empty(v, device="meta") for k, v in shapes.items() if k.startswith(parts)}
                 try:
-                    ldm = dict(vae_to_ldm(_ShapeOnly(shapes), {"up_block_types": [None] * n_up}, ""))
+                    ldm = dict(vae_to_ldm(empty, {"up_block_types": [None] * n_up}, ""))
                 except ConversionError as exc:
                     raise CheckpointError(f"{path.name}: an unknown VAE layout ({exc})") from None
                 config = infer_vae_config({k: v.shape for k, v in ldm.items()}, family, "")
@@ -753,25 +756,6 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     finally:
         source.close()
     return LoadedVae(vae, source.metadata.get(META_FAMILY), bool(meta))
-
-
-class _Shape:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def dim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, index: Any) -> _Shape:
-        # only the VAE attention reshape (x[:, :, None, None]) is asked of a shape
-        return _Shape((*self.shape, 1, 1))
-
-
-class _ShapeOnly(dict):
-    """{key: _Shape}: lets the layout converters run over shapes alone, to infer a config."""
-
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__({k: _Shape(tuple(v)) for k, v in shapes.items()})
 
 
 # -------------------------------------------------------------------------------------------- saving
