@@ -830,22 +830,34 @@ def write_temp_checkpoint(
 ) -> Path:
     """Write the model as an original-layout .safetensors file under a temporary name in ``folder``;
     :func:`publish` then gives it its final name."""
-    import tempfile
+    import uuid
 
     from safetensors.torch import save_file
 
     state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype))
     meta = checkpoint_metadata(family, unet, vae, text_encoders, scheduler_config, prediction_type)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".partial")
-    os.close(fd)
-    temp = Path(name)
+    temp = folder / f".checkpoint.{uuid.uuid4().hex}.partial"
     try:
         save_file(state, str(temp), metadata=meta)
+        # safetensors creates its files private (0600); a saved checkpoint gets the usual permissions
+        os.chmod(temp, 0o666 & ~_umask())
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return temp
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def publish(temp: Path, candidates: Iterable[Path]) -> Path:

@@ -19,6 +19,7 @@ from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
+from nodes.sd.single_file import _umask
 from tests.fixtures.tiny_sd import tiny_components, write_tiny_checkpoint
 
 
@@ -106,6 +107,7 @@ def test_save_checkpoint_round_trips_exactly_and_never_overwrites(models: Path) 
     second = Path(_run(executor, nodes, out_dir)["save"]["path"])
     assert second.name == "mine_00002.safetensors" and first.exists()
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert first.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not safetensors' private 0600
     with safe_open(str(first), "pt") as handle:
         meta = handle.metadata()
         assert meta["nodegraph.family"] == "sdxl"
