@@ -301,3 +301,42 @@ def test_ckpt_is_loaded_without_running_pickled_code(models: Path) -> None:
     torch.save({"state_dict": {"x": torch.zeros(1)}, "evil": Payload()}, models / "checkpoints" / "evil.ckpt")
     with pytest.raises(NodeExecutionError, match="pickled code is never run"):
         _run(_executor(models), {"load": _loader("evil.ckpt")}, models / "out")
+
+
+def test_save_checkpoint_merges_loras_into_the_saved_weights(models: Path) -> None:
+    from nodes.sd.text_encode import patches_applied
+    from tests.nodes.lora_files import TEXT_TARGETS, UNET_TARGETS, peft_adapter, write_diffusers
+
+    write_tiny_checkpoint(models / "checkpoints" / "base.safetensors", "sd15", seed=2)
+    original = tiny_components("sd15", seed=2)
+    lora = write_diffusers(models / "loras", "sd15",
+                           peft_adapter(original.unet, UNET_TARGETS, rank=4, alpha=2.0, seed=1),
+                           [peft_adapter(original.text_encoders[0], TEXT_TARGETS, rank=4, alpha=4.0, seed=2)])
+    nodes = {
+        "load": _loader("base.safetensors"),
+        "lora": {"type": "core.LoraLoader", "params": {"lora_name": lora.name, "strength_model": 0.8,
+                                                        "strength_clip": 0.5},
+                 "inputs": {"model": ["load", "model"], "clip": ["load", "clip"]}},
+        "save": {"type": "core.SaveCheckpoint", "params": {"filename_prefix": "merged"},
+                 "inputs": {"model": ["lora", "model"], "clip": ["lora", "clip"], "vae": ["load", "vae"]}},
+    }
+    out = _run(_executor(models), nodes, models / "out")
+    merged = _run(_executor(models), {"load": _loader(out["save"]["path"])}, models / "out")["load"]
+    patched_model, patched_clip = out["lora"]["model"], out["lora"]["clip"]
+
+    torch.manual_seed(0)
+    latents, timestep, context = torch.randn(1, 4, 16, 16), torch.tensor(500), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        with patches_applied(patched_model.unet, patched_model.patches):
+            expected = patched_model.unet(latents, timestep, context).sample
+        saved = merged["model"].unet(latents, timestep, context).sample
+        base = patched_model.unet(latents, timestep, context).sample
+        ids = torch.tensor([original.tokenizers[0]("a cat", padding="max_length").input_ids])
+        with patches_applied(patched_clip.encoders[0], patched_clip.patches):
+            expected_text = patched_clip.encoders[0](ids).last_hidden_state
+        saved_text = merged["clip"].encoders[0](ids).last_hidden_state
+    assert (expected - base).abs().max() > 1e-3  # the LoRA does change the output...
+    torch.testing.assert_close(saved, expected, rtol=0, atol=1e-5)  # ...and the saved weights carry it
+    torch.testing.assert_close(saved_text, expected_text, rtol=0, atol=1e-5)
+    _same_weights(original.unet, out["load"]["model"].unet)  # the shared base model is untouched
+    _same_weights(original.text_encoders[0], out["load"]["clip"].encoders[0])
