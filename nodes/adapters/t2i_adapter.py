@@ -176,6 +176,7 @@ class AdapterSource:
             return Residuals()
         feats = self.features(x.shape[-2] * LATENT_SCALE, x.shape[-1] * LATENT_SCALE, x.device, x.dtype)
         repeat = x.shape[0] // feats[0].shape[0]
-        # the batch holds the negative then the positive rows (diffusers' torch.cat([state] * 2)); fresh tensors,
-        # since the UNet may add into what it is given
-        return Residuals(intrablock=tuple(f.repeat(repeat, 1, 1, 1) for f in feats))
+        # the batch holds the negative then the positive rows: torch.cat as diffusers does it, which also keeps the
+        # features' memory format (channels-last from the adapter's convolutions) and so the UNet's kernels; and
+        # fresh tensors, since the UNet may add into what it is given
+        return Residuals(intrablock=tuple(torch.cat([f] * repeat, dim=0) for f in feats))
