@@ -303,15 +303,17 @@ def test_ckpt_is_loaded_without_running_pickled_code(models: Path) -> None:
         _run(_executor(models), {"load": _loader("evil.ckpt")}, models / "out")
 
 
-def test_save_checkpoint_merges_loras_into_the_saved_weights(models: Path) -> None:
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_save_checkpoint_merges_loras_into_the_saved_weights(models: Path, family: str) -> None:
     from nodes.sd.text_encode import patches_applied
+    from tests.fixtures.tiny_sd import tiny_configs
     from tests.nodes.lora_files import TEXT_TARGETS, UNET_TARGETS, peft_adapter, write_diffusers
 
-    write_tiny_checkpoint(models / "checkpoints" / "base.safetensors", "sd15", seed=2)
-    original = tiny_components("sd15", seed=2)
-    lora = write_diffusers(models / "loras", "sd15",
-                           peft_adapter(original.unet, UNET_TARGETS, rank=4, alpha=2.0, seed=1),
-                           [peft_adapter(original.text_encoders[0], TEXT_TARGETS, rank=4, alpha=4.0, seed=2)])
+    write_tiny_checkpoint(models / "checkpoints" / "base.safetensors", family, seed=2)
+    original = tiny_components(family, seed=2)
+    text = [peft_adapter(e, TEXT_TARGETS, rank=4, alpha=4.0, seed=2 + i) for i, e in enumerate(original.text_encoders)]
+    lora = write_diffusers(models / "loras", family,
+                           peft_adapter(original.unet, UNET_TARGETS, rank=4, alpha=2.0, seed=1), text)
     nodes = {
         "load": _loader("base.safetensors"),
         "lora": {"type": "core.LoraLoader", "params": {"lora_name": lora.name, "strength_model": 0.8,
@@ -325,18 +327,22 @@ def test_save_checkpoint_merges_loras_into_the_saved_weights(models: Path) -> No
     patched_model, patched_clip = out["lora"]["model"], out["lora"]["clip"]
 
     torch.manual_seed(0)
-    latents, timestep, context = torch.randn(1, 4, 16, 16), torch.tensor(500), torch.randn(1, 77, 32)
+    unet_config = tiny_configs(family)["unet"]
+    inputs = (torch.randn(1, 4, 16, 16), torch.tensor(500), torch.randn(1, 77, unet_config["cross_attention_dim"]))
+    extra = {} if family == "sd15" else {"added_cond_kwargs": {"text_embeds": torch.randn(1, 40),
+                                                               "time_ids": torch.randn(1, 6)}}
+    ids = torch.tensor([original.tokenizers[0]("a cat", padding="max_length").input_ids])
     with torch.no_grad():
         with patches_applied(patched_model.unet, patched_model.patches):
-            expected = patched_model.unet(latents, timestep, context).sample
-        saved = merged["model"].unet(latents, timestep, context).sample
-        base = patched_model.unet(latents, timestep, context).sample
-        ids = torch.tensor([original.tokenizers[0]("a cat", padding="max_length").input_ids])
-        with patches_applied(patched_clip.encoders[0], patched_clip.patches):
-            expected_text = patched_clip.encoders[0](ids).last_hidden_state
-        saved_text = merged["clip"].encoders[0](ids).last_hidden_state
-    assert (expected - base).abs().max() > 1e-3  # the LoRA does change the output...
-    torch.testing.assert_close(saved, expected, rtol=0, atol=1e-5)  # ...and the saved weights carry it
-    torch.testing.assert_close(saved_text, expected_text, rtol=0, atol=1e-5)
+            expected = patched_model.unet(*inputs, **extra).sample
+        base = patched_model.unet(*inputs, **extra).sample
+        saved = merged["model"].unet(*inputs, **extra).sample
+        assert (expected - base).abs().max() > 1e-3  # the LoRA does change the output...
+        torch.testing.assert_close(saved, expected, rtol=0, atol=1e-5)  # ...and the saved weights carry it
+        for patched, reloaded in zip(patched_clip.encoders, merged["clip"].encoders, strict=True):
+            with patches_applied(patched, patched_clip.patches):
+                expected_text = patched(ids).last_hidden_state
+            torch.testing.assert_close(reloaded(ids).last_hidden_state, expected_text, rtol=0, atol=1e-5)
     _same_weights(original.unet, out["load"]["model"].unet)  # the shared base model is untouched
-    _same_weights(original.text_encoders[0], out["load"]["clip"].encoders[0])
+    for a, b in zip(original.text_encoders, out["load"]["clip"].encoders):
+        _same_weights(a, b)
