@@ -9,6 +9,8 @@ pipelines' LoRA layers are unloaded again after each comparison, since the execu
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -94,8 +96,9 @@ def pipeline(outputs, family: str):
     )
 
 
-def diffusers_image(pipe, seed: int = 3, loras: dict[str, float] | None = None, root=None) -> np.ndarray:
-    """The pipeline's image with ``loras`` (file name -> weight) loaded by load_lora_weights, unloaded after."""
+def diffusers_image(pipe, seed: int = 3, loras: dict[str, Any] | None = None, root=None) -> np.ndarray:
+    """The pipeline's image with ``loras`` (file name -> weight, or per-component weights) loaded by
+    load_lora_weights, unloaded after."""
     try:
         if loras:
             names = []
@@ -136,6 +139,16 @@ def test_lora_workflow_equals_diffusers_load_lora_weights(setup, family, layout,
     base = run_workflow(executor, lora_nodes(executor, family, None), ["decode"]).outputs["decode"]["image"].numpy()
     assert np.abs(ours - base).max() > 1e-3  # the LoRA really changes the image
     assert_unpatched(result.outputs["ckpt"]["model"].unet)
+
+
+def test_separate_unet_and_text_encoder_strengths_equal_diffusers_per_component_weights(setup):
+    root, executor = setup
+    name = FILES[("sd15", "kohya")]
+    result = run_workflow(executor, lora_nodes(executor, "sd15", name, 1.0, 0.3), ["ckpt", "lora", "decode"])
+    assert result.outputs["lora"]["clip"].patches[0].parts[0].strength == 0.3
+    expected = diffusers_image(pipeline(result.outputs["ckpt"], "sd15"), loras={name: {"unet": 1.0, "text_encoder": 0.3}},
+                               root=root)
+    assert np.abs(result.outputs["decode"]["image"].numpy() - expected).max() == 0.0
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
