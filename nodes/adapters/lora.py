@@ -31,7 +31,6 @@ import json
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -403,11 +402,6 @@ class LoraPatch:
 
     def cache_nbytes(self) -> int:
         return sum(p.cache_nbytes() for p in self.parts)
-
-
-def iter_parts(patches: tuple) -> Iterator[LoraPart]:
-    for patch in patches:
-        yield from getattr(patch, "parts", ())
 
 
 # -------------------------------------------------------------------------------------------- planning
