@@ -11,4 +11,7 @@ BUILTIN_MODULES: list[str] = [
     "nodes.sd.loaders",
     "nodes.sd.text_nodes",
     "nodes.sd.sampler_nodes",
+    "nodes.dit.loader_nodes",
+    "nodes.dit.text_nodes",
+    "nodes.dit.pixel_nodes",
 ]
