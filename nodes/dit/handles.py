@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.sd.handles import ModelHandle
+from nodes.sd.handles import ModelHandle, _module_nbytes
 
 FAMILY_LABELS = {
     "pixart_alpha": "PixArt-alpha",
@@ -42,10 +42,14 @@ class DiffusionModelHandle(ModelHandle):
     noise_level: int = 0
 
     def cache_nbytes(self) -> int:
-        own = super().cache_nbytes()
+        # A handle bound to an image by IF Super-Resolution shares its network with the loader's handle: only the
+        # image is new. The loader's own handle may already carry a guidance link (IF's thresholding) and still
+        # owns its network, unlike SD handles derived by adding guidance.
         if self.low_res is not None:
-            own += self.low_res.numel() * self.low_res.element_size()
-        return own
+            return self.low_res.numel() * self.low_res.element_size()
+        if self.patches:
+            return super().cache_nbytes()
+        return _module_nbytes(self.unet)
 
     def make_denoiser(self, network: Any, autocast: Any = None) -> Any:
         """The family's denoiser around ``network`` (this handle's module, made resident by the sampler)."""
