@@ -210,3 +210,45 @@ class IFDenoiser(_Base):
                            else self._upscaled.repeat(x.shape[0] // self._upscaled.shape[0], 1, 1, 1)], dim=1)
             class_labels = torch.tensor([self.noise_level] * x.shape[0], device=x.device)
         return self.network(x, t, encoder_hidden_states=cond.embeds, class_labels=class_labels, return_dict=False)[0]
+
+
+class UpscalerDenoiser(_Base):
+    """The SD x4 upscaler's UNet (latent space): the low-resolution image, noised to ``noise_level`` once per run,
+    is concatenated to the scaled latents at the latents' own size, and the level is the UNet's class label.
+    StableDiffusionUpscalePipeline draws that noise before the start noise (``prepare_draws_first``)."""
+
+    prepare_draws_first = True
+
+    def __init__(self, unet: Any, prediction_type: str, autocast: torch.dtype | None = None, *, low_res: Any,
+                 noise_level: int, noise_scheduler_config: dict | None) -> None:
+        super().__init__(unet, prediction_type, autocast)
+        self.low_res = low_res
+        self.noise_level = int(noise_level)
+        self.noise_scheduler_config = noise_scheduler_config
+        self._noised: torch.Tensor | None = None
+
+    def prepare(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        from diffusers import DDPMScheduler
+        from diffusers.utils.torch_utils import randn_tensor
+
+        if tuple(self.low_res.shape[-2:]) != tuple(x.shape[-2:]):
+            raise ConditioningMismatch(
+                f"the SD x4 upscaler's latent ({x.shape[-1]}x{x.shape[-2]}) must have the low-resolution image's size "
+                f"({self.low_res.shape[-1]}x{self.low_res.shape[-2]}): use the latent from SD x4 Upscale", "latent_image")
+        image = self.low_res.to(device=x.device, dtype=x.dtype)
+        noise = randn_tensor(tuple(image.shape), generator=generator, device=x.device, dtype=x.dtype)
+        level = torch.tensor([self.noise_level], dtype=torch.long, device=x.device)
+        self._noised = DDPMScheduler.from_config(self.noise_scheduler_config or {}).add_noise(image, noise, level)
+
+    def condition_batch(self, entries: Sequence[ConditioningEntry], batch: int, latent_hw: tuple[int, int],
+                        device: Any, dtype: torch.dtype) -> CondBatch:
+        _check_width(entries, self.network.config.cross_attention_dim, "CLIP embeddings")
+        return CondBatch(_stack(entries, "embeds", batch, device, dtype))
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: CondBatch) -> torch.Tensor:
+        if self._noised is None:
+            raise RuntimeError("UpscalerDenoiser.prepare was not called before sampling")
+        image = self._noised.repeat(x.shape[0] // self._noised.shape[0], 1, 1, 1)
+        labels = torch.tensor([self.noise_level] * x.shape[0], dtype=torch.long, device=x.device)
+        return self.network(torch.cat([x, image], dim=1), t, encoder_hidden_states=cond.embeds, class_labels=labels,
+                            return_dict=False)[0]

@@ -41,6 +41,9 @@ FAMILIES: tuple[FamilySpec, ...] = (
     # Stage II folders usually ship without the T5 (stage I's encoding serves both stages).
     FamilySpec("if_stage_2", "IFSuperResolutionPipeline", ("unet", "scheduler", "image_noising_scheduler"),
                optional=("text_encoder", "tokenizer"), text_lengths=(77,)),
+    # The SD x4 upscaler: the cascade's optional last stage (latent space, CLIP text encoder).
+    FamilySpec("sd_x4_upscaler", "StableDiffusionUpscalePipeline",
+               ("unet", "vae", "scheduler", "low_res_scheduler", "text_encoder", "tokenizer"), text_lengths=(77,)),
 )
 BY_PIPELINE = {spec.pipeline: spec for spec in FAMILIES}
 SD_PIPELINES = {"StableDiffusionPipeline", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"}
@@ -50,7 +53,7 @@ ALLOWED_CLASSES: dict[str, set[str]] = {
     "transformer": {"PixArtTransformer2DModel", "HunyuanDiT2DModel"},
     "unet": {"UNet2DConditionModel"},
     "vae": {"AutoencoderKL"},
-    "text_encoder": {"T5EncoderModel", "MT5EncoderModel", "BertModel"},
+    "text_encoder": {"T5EncoderModel", "MT5EncoderModel", "BertModel", "CLIPTextModel"},
     "text_encoder_2": {"T5EncoderModel", "MT5EncoderModel"},
 }
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model")

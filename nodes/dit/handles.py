@@ -22,6 +22,7 @@ FAMILY_LABELS = {
     "hunyuan_dit": "Hunyuan-DiT",
     "if_stage_1": "DeepFloyd IF stage I",
     "if_stage_2": "DeepFloyd IF stage II (super-resolution)",
+    "sd_x4_upscaler": "SD x4 upscaler",
 }
 PIXEL_FAMILIES = frozenset({"if_stage_1", "if_stage_2"})
 
@@ -30,9 +31,10 @@ PIXEL_FAMILIES = frozenset({"if_stage_1", "if_stage_2"})
 class DiffusionModelHandle(ModelHandle):
     """Socket MODEL for a DiT (PixArt, Hunyuan-DiT) or an IF stage.
 
-    ``low_res`` and ``noise_level`` are set only on an IF stage II handle bound to the image it upscales
-    (by the IF Super-Resolution node): the low-resolution image [B, 3, h, w] in -1..1 and the noise
-    conditioning augmentation level (a DDPM timestep of ``noise_scheduler_config``).
+    ``low_res`` and ``noise_level`` are set only on a super-resolution handle (IF stage II, SD x4 upscaler)
+    bound to the image it upscales (by the IF Super-Resolution / SD x4 Upscale nodes): the low-resolution image
+    [B, 3, h, w] in -1..1 and the noise conditioning augmentation level (a DDPM timestep of
+    ``noise_scheduler_config``).
     """
 
     sample_channels: int = 4
@@ -53,7 +55,7 @@ class DiffusionModelHandle(ModelHandle):
 
     def make_denoiser(self, network: Any, autocast: Any = None) -> Any:
         """The family's denoiser around ``network`` (this handle's module, made resident by the sampler)."""
-        from nodes.dit.denoisers import HunyuanDenoiser, IFDenoiser, PixArtDenoiser
+        from nodes.dit.denoisers import HunyuanDenoiser, IFDenoiser, PixArtDenoiser, UpscalerDenoiser
 
         if self.family in ("pixart_alpha", "pixart_sigma"):
             return PixArtDenoiser(network, self.prediction_type, self.pixels_per_cell, autocast)
@@ -62,6 +64,11 @@ class DiffusionModelHandle(ModelHandle):
         if self.family in PIXEL_FAMILIES:
             return IFDenoiser(network, self.prediction_type, autocast, low_res=self.low_res,
                               noise_level=self.noise_level, noise_scheduler_config=self.noise_scheduler_config)
+        if self.family == "sd_x4_upscaler":
+            if self.low_res is None:
+                raise ValueError("the SD x4 upscaler samples only with an image to upscale: bind one with SD x4 Upscale")
+            return UpscalerDenoiser(network, self.prediction_type, autocast, low_res=self.low_res,
+                                    noise_level=self.noise_level, noise_scheduler_config=self.noise_scheduler_config)
         raise ValueError(f"no denoiser for model family {self.family!r}")
 
 

@@ -14,7 +14,8 @@ from nodegraph.types import CLIP, MODEL, STRING, VAE
 @node(
     "core.DiffusersModelLoader", name="Load DiT / IF Model", category="loaders",
     description="Loads a diffusers-format folder of PixArt-alpha/sigma, Hunyuan-DiT or DeepFloyd IF stage I or II "
-                "(text encoders and tokenizers from the folder itself, never from a hub). The family is detected "
+                "(text encoders and tokenizers from the folder itself, never from a hub), or the SD x4 upscaler (the "
+                "cascade's optional last stage; its CLIP encodes with CLIP Text Encode). The family is detected "
                 "from model_index.json and shown. IF has no VAE (it samples pixels) and an IF stage II folder "
                 "usually no text encoder (encode with stage I's).",
     params=[
@@ -24,13 +25,13 @@ from nodegraph.types import CLIP, MODEL, STRING, VAE
              help="IF: apply the dynamic thresholding the folder's scheduler config asks for (Imagen's, with its "
                   "ratio and maximum) as a guidance step. Off: no thresholding."),
     ],
-    outputs=[Output("model", MODEL), Output("clip", CLIP, help="T5 (PixArt, IF) or BERT + mT5 (Hunyuan-DiT)"),
+    outputs=[Output("model", MODEL), Output("clip", CLIP, help="T5 (PixArt, IF), BERT + mT5 (Hunyuan-DiT) or CLIP (x4 upscaler)"),
              Output("vae", VAE, help="None for IF (pixel space)"), Output("family", STRING)],
 )
 def diffusers_model_loader(ctx: NodeContext, model_name: str, dynamic_thresholding: bool) -> dict[str, Any]:
     from nodes.dit.folders import FolderError, load_folder
     from nodes.dit.handles import FAMILY_LABELS, PIXEL_FAMILIES, DiffusionModelHandle, TextEncodersHandle
-    from nodes.sd.handles import VaeHandle
+    from nodes.sd.handles import ClipHandle, VaeHandle
 
     path = ctx.folders.resolve("checkpoints", model_name)
     try:
@@ -51,16 +52,18 @@ def diffusers_model_loader(ctx: NodeContext, model_name: str, dynamic_thresholdi
     vae = modules.get("vae")
     if pixel:
         channels, cell = (network.config.in_channels // 2 if family == "if_stage_2" else network.config.in_channels), 1
-    else:
-        channels, cell = network.config.in_channels, 2 ** (len(vae.config.block_out_channels) - 1)
+    else:  # the x4 upscaler's UNet also takes the image's 3 channels: the sample has the VAE's latent channels
+        channels, cell = vae.config.latent_channels, 2 ** (len(vae.config.block_out_channels) - 1)
+    noise_config = loaded.scheduler_configs.get("image_noising_scheduler") or loaded.scheduler_configs.get("low_res_scheduler")
     model = DiffusionModelHandle(
         network, family, scheduler_config, scheduler_config.get("prediction_type", "epsilon"), guidance=guidance,
-        sample_channels=channels, pixels_per_cell=cell,
-        noise_scheduler_config=loaded.scheduler_configs.get("image_noising_scheduler"),
+        sample_channels=channels, pixels_per_cell=cell, noise_scheduler_config=noise_config,
     )
     clip = None
     encoder_names = [n for n in ("text_encoder", "text_encoder_2") if n in modules]
-    if encoder_names:
+    if family == "sd_x4_upscaler":  # a CLIP text encoder: the SD text nodes encode for it
+        clip = ClipHandle(family, (modules["tokenizer"],), (modules["text_encoder"],))
+    elif encoder_names:
         clip = TextEncodersHandle(
             family,
             tuple(modules[n.replace("text_encoder", "tokenizer")] for n in encoder_names),

@@ -74,3 +74,26 @@ def if_super_resolution(ctx: NodeContext, model: Any, image: Any, noise_level: i
     batch, _, height, width = low_res.shape
     bound = model.replace(low_res=low_res, noise_level=noise_level)
     return {"model": bound, "latent": _zeros(batch, model.sample_channels, height * scale, width * scale)}
+
+
+@node(
+    "core.SDx4Upscale", name="SD x4 Upscale (set-up)", category="sampling",
+    description="Binds the SD x4 upscaler to the image it upscales 4x (the cascade's optional last stage): the "
+                "image is noised to noise_level (drawn from the sampler's seed) and the level given to the model, as "
+                "StableDiffusionUpscalePipeline does. Sample the returned model and latent with KSampler, then VAE "
+                "Decode with the upscaler's VAE.",
+    inputs=[Input("model", MODEL, help="The SD x4 upscaler."), Input("image", IMAGE, help="The image to upscale.")],
+    params=[Int("noise_level", 20, min=0, max=350, help="Augmentation noise level (the pipeline's default is 20).")],
+    outputs=[Output("model", MODEL), Output("latent", LATENT)],
+)
+def sd_x4_upscale(ctx: NodeContext, model: Any, image: Any, noise_level: int) -> dict:
+    from nodes.image.convert import check_image
+
+    if getattr(model, "family", None) != "sd_x4_upscaler":
+        raise NodeInputError(f"expected the SD x4 upscaler, found {getattr(model, 'family', type(model).__name__)}",
+                             "model")
+    pixels = check_image(image, "image")
+    low_res = (pixels.permute(0, 3, 1, 2) * 2 - 1).contiguous()
+    batch, _, height, width = low_res.shape
+    bound = model.replace(low_res=low_res, noise_level=noise_level)
+    return {"model": bound, "latent": _zeros(batch, model.sample_channels, height, width)}

@@ -210,6 +210,12 @@ def sample(
         timesteps = select_timesteps(scheduler, span, device)
         generator = torch.Generator("cpu").manual_seed(seed)
         x = latent.to(device=device, dtype=dtype)
+        # A denoiser may draw per-run randomness of its own (super-resolution noise augmentation), before or after
+        # the start noise as the matching diffusers pipeline does, so a seed gives that pipeline's numbers.
+        prepare = getattr(denoiser, "prepare", None)
+        if prepare is not None and getattr(denoiser, "prepare_draws_first", False):
+            prepare(x, generator)
+            prepare = None
         if add_noise:
             from diffusers.utils.torch_utils import randn_tensor
 
@@ -218,8 +224,7 @@ def sample(
                 x = noise * scheduler.init_noise_sigma
             else:
                 x = scheduler.add_noise(x, noise, timesteps[:1].repeat(x.shape[0]))
-        prepare = getattr(denoiser, "prepare", None)
-        if prepare is not None:  # per-run randomness of the model itself (IF stage II noise augmentation)
+        if prepare is not None:
             prepare(x, generator)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
