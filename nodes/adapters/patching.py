@@ -40,6 +40,8 @@ def lora_applied(module: Any, part: LoraPart | None, adapter_name: str) -> Itera
     previous_config = getattr(module, "peft_config", None)
     state = _prepared_state(module, part)
     config = part.peft_config()
+    if previous_config is not None:  # peft would warn about it; the merged dict is put back below
+        del module.peft_config
     try:
         # low_cpu_mem_usage: layers are created on the meta device and then take the file's tensors, so no
         # random initialisation runs (it would also consume the global RNG)

@@ -46,16 +46,26 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     except CheckpointError as exc:
         raise _load_error(exc, "ckpt_name") from None
     kind = "diffusers folder" if path.is_dir() else "checkpoint"
-    note = " (architecture inferred from tensor shapes)" if loaded.inferred else ""
+    notes = []
+    if loaded.inferred:
+        notes.append("architecture inferred from tensor shapes")
+    if loaded.unet.config.in_channels != 4:
+        notes.append(f"{loaded.unet.config.in_channels} input channels (an inpainting model?)")
+    note = f" ({'; '.join(notes)})" if notes else ""
     params = sum(p.numel() for p in loaded.unet.parameters()) / 1e6
     ctx.log(f"loaded {family_label(loaded.family)} {kind} {path.name}{note}: UNet {params:.1f}M parameters, "
             f"{str(dtype).removeprefix('torch.')}")
-    vae_config = loaded.vae.config
+    vae = None
+    if loaded.vae is None:
+        ctx.warn(f"{path.name} has no VAE (no first_stage_model.* weights): connect a Load VAE node for decoding")
+    else:
+        config = loaded.vae.config
+        vae = VaeHandle(loaded.vae, loaded.family, float(config.scaling_factor),
+                        float(getattr(config, "shift_factor", None) or 0.0))
     return {
         "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type),
         "clip": ClipHandle(loaded.family, loaded.tokenizers, loaded.text_encoders),
-        "vae": VaeHandle(loaded.vae, loaded.family, float(vae_config.scaling_factor),
-                         float(getattr(vae_config, "shift_factor", None) or 0.0)),
+        "vae": vae,
         "family": loaded.family,
     }
 
@@ -115,7 +125,8 @@ def _next_number(folder: Path, stem: str) -> int:
     "core.SaveCheckpoint", name="Save Checkpoint", category="loaders",
     description="Saves a model, its text encoder(s) and a VAE as one original-layout .safetensors checkpoint "
                 "(the layout SD1.5/SDXL checkpoints are shared in), with the architecture in its metadata, as "
-                "<output folder>/<prefix>_NNNNN.safetensors. Never overwrites a file.",
+                "<output folder>/<prefix>_NNNNN.safetensors. LoRAs applied to the model or CLIP are merged "
+                "into the saved weights. Never overwrites a file.",
     inputs=[Input("model", MODEL), Input("clip", CLIP), Input("vae", VAE)],
     params=[
         String("filename_prefix", "checkpoints/nodegraph",
@@ -132,18 +143,22 @@ def save_checkpoint(ctx: NodeContext, model: Any, clip: Any, vae: Any, filename_
     from nodes.sd.families import family_label
     from nodes.sd.single_file import CheckpointError, publish, write_temp_checkpoint
 
+    for name, value, attribute in (("model", model, "unet"), ("clip", clip, "encoders"), ("vae", vae, "vae")):
+        if getattr(value, attribute, None) is None:
+            raise NodeInputError(f"'{name}' must be a {name.upper()} from a loader, found {type(value).__name__}",
+                                 name)
     if model.family != clip.family:
         raise NodeInputError(f"the model is {family_label(model.family)} but the CLIP is {family_label(clip.family)}",
                              "clip")
-    if model.patches or clip.patches:
-        raise NodeInputError("the model or CLIP carries LoRA patches; saving patched models is not supported yet",
-                             "model")
+    if model.guidance:
+        ctx.warn("the model's extra guidance steps act while sampling and are not part of a checkpoint: not saved")
     folder, stem = resolve_prefix(ctx.output_dir, filename_prefix)
     ctx.check_cancelled()
     try:
         temp = write_temp_checkpoint(folder, model.family, model.unet, vae.vae, tuple(clip.encoders),
                                      model.scheduler_config, model.prediction_type,
-                                     None if dtype == "keep" else torch_dtype(dtype))
+                                     None if dtype == "keep" else torch_dtype(dtype),
+                                     unet_patches=model.patches, text_patches=clip.patches)
     except (CheckpointError, ConversionError) as exc:
         raise NodeInputError(f"this model cannot be written in the original layout: {exc}", "model") from None
     start = _next_number(folder, stem)

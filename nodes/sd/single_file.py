@@ -283,13 +283,11 @@ def _groups(channels: list[int], preferred: int) -> int:
     return max(g for g in range(1, min(preferred, common) + 1) if common % g == 0)
 
 
-def _heads(width: int, template_width: int, template_heads: int, head_dim: int = 64) -> int:
-    """Head counts are not stored either: the family's count at the family's width, else heads of
-    ``head_dim`` channels, else the largest divisor of the width up to 8."""
-    if width == template_width:
-        return template_heads
-    if width % head_dim == 0:
-        return width // head_dim
+def _heads(width: int) -> int:
+    """Head counts are not stored either: heads of 64 channels (as in CLIP-L, bigG and SDXL's UNet), else
+    the largest count up to 8 that divides the width. Used only where the width is not the family's."""
+    if width % 64 == 0:
+        return width // 64
     return max(h for h in range(1, 9) if width % h == 0)
 
 
@@ -370,7 +368,7 @@ def infer_unet_config(shapes: Mapping[str, tuple], family: str, pooled_dim: int 
         if any(c % config["attention_head_dim"] for c in channels):
             config["attention_head_dim"] = 1
     elif channels != template_channels:
-        config["attention_head_dim"] = [_heads(c, 0, 0) for c in channels]
+        config["attention_head_dim"] = [_heads(c) for c in channels]
     time_dim = shapes[p + "time_embed.0.weight"][0]
     if time_dim != 4 * channels[0]:
         config["time_embedding_dim"] = time_dim
@@ -420,7 +418,7 @@ def infer_clip_l_config(shapes: Mapping[str, tuple], family: str, prefix: str) -
         max_position_embeddings=shapes[r + "embeddings.position_embedding.weight"][0],
         num_hidden_layers=len(_indices(shapes, r + "encoder.layers.")),
         intermediate_size=shapes[r + "encoder.layers.0.mlp.fc1.weight"][0],
-        num_attention_heads=_heads(width, config["hidden_size"], config["num_attention_heads"]),
+        num_attention_heads=config["num_attention_heads"] if width == config["hidden_size"] else _heads(width),
     )
     if width != load_config(family, "text_encoder")["hidden_size"]:
         config["projection_dim"] = width
@@ -437,7 +435,7 @@ def infer_open_clip_config(shapes: Mapping[str, tuple], family: str, prefix: str
         max_position_embeddings=shapes[prefix + "positional_embedding"][0],
         num_hidden_layers=len(_indices(shapes, prefix + "transformer.resblocks.")),
         intermediate_size=shapes[prefix + "transformer.resblocks.0.mlp.c_fc.weight"][0],
-        num_attention_heads=_heads(width, config["hidden_size"], config["num_attention_heads"]),
+        num_attention_heads=config["num_attention_heads"] if width == config["hidden_size"] else _heads(width),
         projection_dim=shapes[prefix + "text_projection"][1],
     )
     return config
@@ -448,7 +446,7 @@ def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict
     inferred from the shapes. Returns (configs, inferred)."""
     meta = source.metadata
     fam = FAMILIES[family]
-    names = ("unet", "vae", *fam.text_encoders)
+    names = ("unet", *(("vae",) if _has(source.shapes, VAE_PREFIX) else ()), *fam.text_encoders)
     if all(META_CONFIG + n in meta for n in names):
         try:
             return {n: json.loads(meta[META_CONFIG + n]) for n in names}, False
@@ -465,7 +463,8 @@ def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict
                 configs[name] = infer_open_clip_config(shapes, family, OPEN_CLIP_PREFIX[family])
                 pooled = configs[name]["projection_dim"]
         configs["unet"] = infer_unet_config(shapes, family, pooled)
-        configs["vae"] = infer_vae_config(shapes, family)
+        if _has(shapes, VAE_PREFIX):
+            configs["vae"] = infer_vae_config(shapes, family)
     except KeyError as exc:
         raise CheckpointError(
             f"{source.path.name} looks like {family_label(family)} but tensor {exc.args[0]} is missing "
@@ -544,7 +543,7 @@ class LoadedModel:
 
     family: str
     unet: Any
-    vae: Any
+    vae: Any  # None when the file has no VAE
     text_encoders: tuple
     tokenizers: tuple
     scheduler_config: dict[str, Any]
@@ -585,10 +584,12 @@ def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
         state = convert_ldm_unet_checkpoint(SubsetSource(source, (UNET_PREFIX,)), configs["unet"])
         unet = build_unet(configs["unet"], state, path.name)
         del state
-        source.dtype = vae_dtype(dtype, configs["vae"])
-        state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
-        vae = build_vae(configs["vae"], state, path.name)
-        del state
+        vae = None  # some checkpoints ship without one: a Load VAE node supplies it
+        if "vae" in configs:
+            source.dtype = vae_dtype(dtype, configs["vae"])
+            state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
+            vae = build_vae(configs["vae"], state, path.name)
+            del state
     finally:
         source.close()
     scheduler = json.loads(source.metadata[META_CONFIG + "scheduler"]) if (
@@ -710,6 +711,7 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     ``first_stage_model.``), a whole checkpoint (its VAE is taken), a diffusers-layout file
     (``encoder.down_blocks.*``) or a diffusers folder with config.json. ``family`` picks the config template
     when the file carries no config."""
+    import torch
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -736,8 +738,10 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
                 config = json.loads(meta)
             else:
                 n_up = len(_indices(shapes, "decoder.up_blocks."))
+                # rename shapes alone: meta tensors hold no memory
+                empty = {k: torch.empty(v, device="meta") for k, v in shapes.items() if k.startswith(parts)}
                 try:
-                    ldm = dict(vae_to_ldm(_ShapeOnly(shapes), {"up_block_types": [None] * n_up}, ""))
+                    ldm = dict(vae_to_ldm(empty, {"up_block_types": [None] * n_up}, ""))
                 except ConversionError as exc:
                     raise CheckpointError(f"{path.name}: an unknown VAE layout ({exc})") from None
                 config = infer_vae_config({k: v.shape for k, v in ldm.items()}, family, "")
@@ -754,49 +758,60 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     return LoadedVae(vae, source.metadata.get(META_FAMILY), bool(meta))
 
 
-class _Shape:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def dim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, index: Any) -> _Shape:
-        # only the VAE attention reshape (x[:, :, None, None]) is asked of a shape
-        return _Shape((*self.shape, 1, 1))
-
-
-class _ShapeOnly(dict):
-    """{key: _Shape}: lets the layout converters run over shapes alone, to infer a config."""
-
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__({k: _Shape(tuple(v)) for k, v in shapes.items()})
-
-
 # -------------------------------------------------------------------------------------------- saving
 
 
+def merged_state(module: Any, patches: tuple = ()) -> dict[str, Any]:
+    """``module``'s state dict with LoRA-style patches merged into the weights they change.
+
+    Each patch follows the patch protocol (``patch.applied(module)``: a context manager that adds it and
+    takes it out again). While they are applied, every peft LoRA layer's weight plus its active adapters'
+    deltas (peft's own ``get_delta_weight``, which includes the strength) is computed into a new tensor; the
+    shared module itself ends as it began (DESIGN contract 3).
+    """
+    import contextlib
+
+    import torch
+
+    state = {k: v.detach() for k, v in module.state_dict().items()}
+    if not patches:
+        return state
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch.applied(module))
+        for name, layer in module.named_modules():
+            if isinstance(layer, BaseTunerLayer):
+                weight = layer.get_base_layer().weight
+                merged = weight.clone()
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A:
+                        merged += layer.get_delta_weight(adapter).to(weight.dtype)
+                state[f"{name}.weight"] = merged
+    return state
+
+
 def checkpoint_state(
-    family: str, unet: Any, vae: Any, text_encoders: tuple, dtype: Any = None
+    family: str, unet: Any, vae: Any, text_encoders: tuple, dtype: Any = None,
+    unet_patches: tuple = (), text_patches: tuple = (),
 ) -> Iterator[tuple[str, Any]]:
-    """(original key, CPU tensor) for every weight of the model, in the original single-file layout."""
+    """(original key, CPU tensor) for every weight of the model, in the original single-file layout, with
+    the patches (LoRAs) merged in."""
     fam = FAMILIES[family]
     if len(text_encoders) != len(fam.text_encoders):
         raise CheckpointError(
             f"{family_label(family)} needs {len(fam.text_encoders)} text encoder(s), found {len(text_encoders)}")
-
-    def tensors(module: Any) -> dict[str, Any]:
-        return {k: v.detach() for k, v in module.state_dict().items()}
-
     parts: list[Iterator[tuple[str, Any]]] = [
-        unet_to_ldm(tensors(unet), unet.config),
-        vae_to_ldm(tensors(vae), vae.config),
+        unet_to_ldm(merged_state(unet, unet_patches), unet.config),
+        vae_to_ldm(merged_state(vae), vae.config),
     ]
     for name, encoder in zip(fam.text_encoders, text_encoders):
+        state = merged_state(encoder, text_patches)
         if name == "text_encoder":
-            parts.append(clip_l_to_ldm(tensors(encoder), CLIP_L_PREFIX[family]))
+            parts.append(clip_l_to_ldm(state, CLIP_L_PREFIX[family]))
         else:
-            parts.append(open_clip_to_ldm(tensors(encoder), OPEN_CLIP_PREFIX[family]))
+            parts.append(open_clip_to_ldm(state, OPEN_CLIP_PREFIX[family]))
     for part in parts:
         for key, tensor in part:
             tensor = tensor.to("cpu")
@@ -842,25 +857,39 @@ def write_temp_checkpoint(
     scheduler_config: Mapping[str, Any],
     prediction_type: str = "epsilon",
     dtype: Any = None,
+    unet_patches: tuple = (),
+    text_patches: tuple = (),
 ) -> Path:
     """Write the model as an original-layout .safetensors file under a temporary name in ``folder``;
     :func:`publish` then gives it its final name."""
-    import tempfile
+    import uuid
 
     from safetensors.torch import save_file
 
-    state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype))
+    state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype, unet_patches, text_patches))
     meta = checkpoint_metadata(family, unet, vae, text_encoders, scheduler_config, prediction_type)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".partial")
-    os.close(fd)
-    temp = Path(name)
+    temp = folder / f".checkpoint.{uuid.uuid4().hex}.partial"
     try:
         save_file(state, str(temp), metadata=meta)
+        # safetensors creates its files private (0600); a saved checkpoint gets the usual permissions
+        os.chmod(temp, 0o666 & ~_umask())
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return temp
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def publish(temp: Path, candidates: Iterable[Path]) -> Path:

@@ -22,10 +22,18 @@ from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_mode
 
 TOL = 1e-5
 DIFFS: list[float] = []  # observed differences: 0.0 in most runs (see the module docstring)
-PROMPT = "a red fox in the snow, (highly detailed)"  # weighted: parity needs the unweighted text
 PLAIN_PROMPT = "a red fox in the snow, highly detailed"
 
 diffusers = pytest.importorskip("diffusers")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_differences():
+    """Prints how many comparisons were bit-exact (shown with ``pytest -s``)."""
+    yield
+    if DIFFS:
+        exact = sum(d == 0.0 for d in DIFFS)
+        print(f"\nparity: {len(DIFFS)} images compared, {exact} bit-exact, largest difference {max(DIFFS):.3g}")
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +257,16 @@ def test_sdxl_base_to_refiner_hand_off_equals_diffusers_two_pipeline_recipe(exec
         denoising_start=switch, generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
     ).images
     assert_same_image(result.outputs["decode"]["image"], expected)
+
+
+def test_sd15_batch_of_two_equals_num_images_per_prompt_two(executor):
+    nodes = txt2img_nodes(executor, "sd15", "euler_ancestral", size=32, steps=2, cfg=7.0, seed=8)
+    nodes["empty"]["params"]["batch_size"] = 2
+    result = run_workflow(executor, nodes, ["ckpt", "decode"])
+    pipe = sd15_pipeline(result.outputs["ckpt"], diffusers.StableDiffusionPipeline, "euler_ancestral")
+    expected = pipe(
+        PLAIN_PROMPT, negative_prompt="blurry", height=32, width=32, num_inference_steps=2, guidance_scale=7.0,
+        num_images_per_prompt=2, generator=torch.Generator("cpu").manual_seed(8), output_type="np",
+    ).images
+    assert_same_image(result.outputs["decode"]["image"], expected)
+    assert np.abs(expected[0] - expected[1]).max() > 0  # two different images from one seed
