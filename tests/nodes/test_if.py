@@ -41,11 +41,9 @@ def stage_1(*, size: int, steps: int, cfg: float, seed: int, thresholding: bool 
     }
 
 
-def stage_1_pipeline(outputs: dict, thresholding: bool = True):
+def stage_1_pipeline(outputs: dict, thresholding: bool = True, **scheduler_changes):
     clip, model = outputs["clip"], outputs["model"]
-    scheduler = if_scheduler()
-    if not thresholding:
-        scheduler = diffusers.DDPMScheduler.from_config(scheduler.config, thresholding=False)
+    scheduler = diffusers.DDPMScheduler.from_config(if_scheduler().config, thresholding=thresholding, **scheduler_changes)
     return diffusers.IFPipeline(
         tokenizer=clip.text_tokenizers[0], text_encoder=clip.text_encoders[0], unet=model.unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False,
@@ -57,7 +55,8 @@ def to_image(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
 
 
-@pytest.mark.parametrize(("cfg", "thresholding"), [(7.0, True), (7.0, False), (1.0, True)])
+# cfg 20 drives x0 far out of [-1, 1], so the thresholding and its maximum (1.5) act
+@pytest.mark.parametrize(("cfg", "thresholding"), [(20.0, True), (7.0, False), (1.0, True)])
 def test_if_stage_1_equals_if_pipeline(executor, cfg, thresholding):
     result = run(executor, stage_1(size=16, steps=3, cfg=cfg, seed=3, thresholding=thresholding), ["load", "image"])
     expected = stage_1_pipeline(result.outputs["load"], thresholding)(
@@ -65,6 +64,24 @@ def test_if_stage_1_equals_if_pipeline(executor, cfg, thresholding):
         generator=torch.Generator("cpu").manual_seed(3), output_type="pt", clean_caption=False,
     ).images
     assert_same_image(result.outputs["image"]["image"], to_image(expected))
+
+
+def test_dynamic_thresholding_node_in_imagen_mode_equals_scheduler_thresholding(executor):
+    """The guidance chain's Imagen link (core.DynamicThresholding, mode imagen) on IF with the folder's own
+    thresholding off equals DDPMScheduler(thresholding=True) at the same ratio. That link has no maximum
+    (s = max(1, quantile)), so the scheduler's sample_max_value is set where it never binds."""
+    nodes = stage_1(size=16, steps=3, cfg=20.0, seed=4, thresholding=False)
+    nodes["threshold"] = n("core.DynamicThresholding", {"mode": "imagen", "percentile": 0.9}, model=("load", "model"))
+    nodes["sampler"]["inputs"]["model"] = ["threshold", "model"]
+    result = run(executor, nodes, ["load", "image"])
+    call = dict(prompt=PROMPT, negative_prompt="blurry", height=16, width=16, num_inference_steps=3, guidance_scale=20.0,
+                output_type="pt", clean_caption=False)
+    thresholded = stage_1_pipeline(result.outputs["load"], dynamic_thresholding_ratio=0.9, sample_max_value=1e4)(
+        generator=torch.Generator("cpu").manual_seed(4), **call).images
+    plain = stage_1_pipeline(result.outputs["load"], thresholding=False)(
+        generator=torch.Generator("cpu").manual_seed(4), **call).images
+    assert (to_image(thresholded) - to_image(plain)).abs().max() > 0.01  # the thresholding acts here
+    assert_same_image(result.outputs["image"]["image"], to_image(thresholded))
 
 
 def test_folder_thresholding_becomes_a_guidance_link_and_leaves_the_scheduler(executor):
