@@ -206,8 +206,8 @@ class IFDenoiser(_Base):
         if self.low_res is not None:
             if self._upscaled is None:
                 raise RuntimeError("IFDenoiser.prepare was not called before sampling a stage II model")
-            x = torch.cat([x, _rows(self._upscaled, x.shape[0]) if self._upscaled.shape[0] == 1
-                           else self._upscaled.repeat(x.shape[0] // self._upscaled.shape[0], 1, 1, 1)], dim=1)
+            # one copy per conditioning entry sharing this call (rows = sample batch x entries)
+            x = torch.cat([x, self._upscaled.repeat(x.shape[0] // self._upscaled.shape[0], 1, 1, 1)], dim=1)
             class_labels = torch.tensor([self.noise_level] * x.shape[0], device=x.device)
         return self.network(x, t, encoder_hidden_states=cond.embeds, class_labels=class_labels, return_dict=False)[0]
 

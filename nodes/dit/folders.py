@@ -66,8 +66,10 @@ def supported_list() -> str:
 
 def read_index(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        raise FolderError(f"{path.name} is not a folder: DiT and IF models load from diffusers-format folders "
-                          "(holding model_index.json)")
+        # diffusers (0.42) converts no single-file PixArt, Hunyuan-DiT or IF checkpoint, so neither do we
+        raise FolderError(f"{path.name} is not a folder: PixArt, Hunyuan-DiT and IF models load from diffusers-format "
+                          "folders (holding model_index.json); single-file checkpoints of these families are not "
+                          "supported (an SD1.5/SDXL file: load it with Load Checkpoint)")
     index_path = path / "model_index.json"
     if not index_path.is_file():
         raise FolderError(f"{path.name} has no model_index.json, so it is not a diffusers pipeline folder")
