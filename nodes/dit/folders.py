@@ -158,6 +158,6 @@ def load_folder(path: Path, dtype: Any) -> LoadedFolder:
                 loaded.modules[name] = _load_module(path, name, entry, dtype)
         except FolderError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:  # ImportError: e.g. sentencepiece
             raise FolderError(f"{path.name}/{name} could not be loaded: {str(exc).strip()}") from None
     return loaded
