@@ -11,10 +11,11 @@ This module imports no torch.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from nodes.sd.handles import ModelHandle, _module_nbytes
+from nodes.sd.handles import ModelHandle, _module_nbytes, _patches_nbytes
 
 FAMILY_LABELS = {
     "pixart_alpha": "PixArt-alpha",
@@ -43,15 +44,18 @@ class DiffusionModelHandle(ModelHandle):
     low_res: Any = None
     noise_level: int = 0
 
+    owns_network: bool = True  # False on handles derived with replace(): they share the loader's network
+
+    def replace(self, **changes: Any) -> DiffusionModelHandle:
+        return dataclasses.replace(self, **{"owns_network": False, **changes})
+
     def cache_nbytes(self) -> int:
-        # A handle bound to an image by IF Super-Resolution shares its network with the loader's handle: only the
-        # image is new. The loader's own handle may already carry a guidance link (IF's thresholding) and still
-        # owns its network, unlike SD handles derived by adding guidance.
+        # The loader's handle owns its network (even with IF's thresholding link already in its guidance chain);
+        # derived handles (a bound image, added guidance or patches) count only what they add.
+        own = _module_nbytes(self.unet) if self.owns_network else _patches_nbytes(self.patches)
         if self.low_res is not None:
-            return self.low_res.numel() * self.low_res.element_size()
-        if self.patches:
-            return super().cache_nbytes()
-        return _module_nbytes(self.unet)
+            own += self.low_res.numel() * self.low_res.element_size()
+        return own
 
     def make_denoiser(self, network: Any, autocast: Any = None) -> Any:
         """The family's denoiser around ``network`` (this handle's module, made resident by the sampler)."""

@@ -86,3 +86,16 @@ def test_the_loaded_folder_reads_its_tokenizer_offline_and_shows_the_family(root
     clip = result.outputs["load"]["clip"]
     assert result.outputs["load"]["family"] == "DeepFloyd IF stage I"
     assert clip.text_tokenizers[0]("a photo", add_special_tokens=False).input_ids == [3, 4]  # '▁a', '▁photo'
+
+
+def test_cache_size_counts_the_network_once_and_derived_handles_only_what_they_add():
+    import torch
+
+    from nodes.dit.handles import DiffusionModelHandle
+
+    network = torch.nn.Linear(10, 10)  # 110 float32 parameters
+    loaded = DiffusionModelHandle(network, "if_stage_2", {}, "epsilon", guidance=(lambda state: state.guided,))
+    assert loaded.cache_nbytes() == 110 * 4  # IF's thresholding link in the chain does not hide the network
+    bound = loaded.replace(low_res=torch.zeros(1, 3, 4, 4), noise_level=100)
+    assert bound.cache_nbytes() == 48 * 4 and bound.unet is network
+    assert loaded.replace(guidance=()).cache_nbytes() == 0
