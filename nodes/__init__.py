@@ -14,4 +14,7 @@ BUILTIN_MODULES: list[str] = [
     "nodes.adapters.lora_nodes",
     "nodes.adapters.guidance_nodes",
     "nodes.adapters.control_nodes",
+    "nodes.dit.loader_nodes",
+    "nodes.dit.text_nodes",
+    "nodes.dit.pixel_nodes",
 ]

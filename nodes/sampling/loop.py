@@ -116,7 +116,13 @@ def condition_batch(
     device: Any,
     dtype: torch.dtype,
 ) -> CondBatch:
-    """Stack ``entries`` (each repeated to the latent batch) into one model call's conditioning."""
+    """Stack ``entries`` (each repeated to the latent batch) into one model call's conditioning.
+
+    A denoiser with its own ``condition_batch`` (same arguments, less the denoiser) builds it instead: the DiT
+    and IF families carry attention masks and other per-family conditions (nodes.dit.denoisers)."""
+    own = getattr(denoiser, "condition_batch", None)
+    if own is not None:
+        return own(entries, batch, latent_hw, device, dtype)
     embeds = []
     pooled = []
     time_ids = []
@@ -204,6 +210,12 @@ def sample(
         timesteps = select_timesteps(scheduler, span, device)
         generator = torch.Generator("cpu").manual_seed(seed)
         x = latent.to(device=device, dtype=dtype)
+        # A denoiser may draw per-run randomness of its own (super-resolution noise augmentation), before or after
+        # the start noise as the matching diffusers pipeline does, so a seed gives that pipeline's numbers.
+        prepare = getattr(denoiser, "prepare", None)
+        if prepare is not None and getattr(denoiser, "prepare_draws_first", False):
+            prepare(x, generator)
+            prepare = None
         if add_noise:
             from diffusers.utils.torch_utils import randn_tensor
 
@@ -212,6 +224,8 @@ def sample(
                 x = noise * scheduler.init_noise_sigma
             else:
                 x = scheduler.add_noise(x, noise, timesteps[:1].repeat(x.shape[0]))
+        if prepare is not None:
+            prepare(x, generator)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
         use_uncond = cfg_scale != 1.0
@@ -222,16 +236,26 @@ def sample(
         latent_hw = (x.shape[-2], x.shape[-1])
         groups = [(g, condition_batch([e for e, _ in g], denoiser, batch, latent_hw, device, dtype)) for g in _groups(rows)]
 
+        # A model that learns its variance returns it as extra channels: guidance sees the mean part; schedulers
+        # configured for learned variance get the conditional variance back (as diffusers' IF pipelines do).
+        channels = x.shape[1] if getattr(denoiser, "learned_variance", False) else None
+        keep_variance = channels is not None and scheduler.config.get("variance_type") in ("learned", "learned_range")
         total = len(timesteps)
         stop_early = span.end < span.steps and not return_leftover_noise
         for i, t in enumerate(timesteps):
             x_in = scheduler.scale_model_input(x, t)
             info = StepInfo(i, total, t)
             preds: dict[str, list[tuple[torch.Tensor, float]]] = {"negative": [], "positive": []}
+            variances: list[tuple[torch.Tensor, float]] = []
             for group, cond in groups:
                 out = denoiser(torch.cat([x_in] * len(group)) if len(group) > 1 else x_in, t, cond, info)
+                if channels is not None:
+                    out, variance = out[:, :channels], out[:, channels:]
                 for k, (entry, role) in enumerate(group):
-                    preds[role].append((out[k * batch : (k + 1) * batch], float(entry.extras.get("strength", 1.0))))
+                    weight = float(entry.extras.get("strength", 1.0))
+                    preds[role].append((out[k * batch : (k + 1) * batch], weight))
+                    if channels is not None and role == "positive":
+                        variances.append((variance[k * batch : (k + 1) * batch], weight))
             state = GuidanceState(
                 cond=_average(preds["positive"]),
                 uncond=_average(preds["negative"]) if use_uncond else None,
@@ -248,7 +272,8 @@ def sample(
             if stop_early and i == total - 1:
                 x = state.to_x0(guided)
             else:
-                x = scheduler.step(guided, t, x, **step_kwargs, return_dict=False)[0]
+                model_output = torch.cat([guided, _average(variances)], dim=1) if keep_variance else guided
+                x = scheduler.step(model_output, t, x, **step_kwargs, return_dict=False)[0]
             if on_step is not None:
                 on_step(i + 1, total)
     return x.to("cpu", torch.float32)

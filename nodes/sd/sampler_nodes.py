@@ -53,7 +53,8 @@ def _run(
     if not isinstance(latent_image, dict) or "samples" not in latent_image:
         raise NodeInputError("expected a LATENT (a dict with 'samples')", "latent_image")
     samples = latent_image["samples"]
-    channels = model.unet.config.in_channels
+    # A MODEL handle may describe its own sample shape and build its own denoiser (DiT and IF families, nodes.dit)
+    channels = getattr(model, "sample_channels", None) or model.unet.config.in_channels
     if samples.ndim != 4 or samples.shape[1] != channels:
         raise NodeInputError(
             f"expected a latent with {channels} channels [B, {channels}, h, w] for this {model.family} model, "
@@ -68,7 +69,11 @@ def _run(
     unet = runtime.residency.load(model.unet)
     weights_dtype = next(unet.parameters()).dtype
     autocast = dtype if weights_dtype != dtype else None
-    denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast)
+    make_denoiser = getattr(model, "make_denoiser", None)
+    if make_denoiser is not None:
+        denoiser = make_denoiser(unet, autocast)
+    else:
+        denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast)
     try:
         sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
     except ValueError as exc:
