@@ -45,15 +45,25 @@ class CacheEntry:
     nbytes: int
 
 
+def default_max_bytes() -> int:
+    """Half the machine's memory: loaded models are the largest entries and must fit to be reused."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
 class OutputCache:
-    """Node outputs by cache key, bounded by entry count and by bytes.
+    """Node outputs by cache key, bounded by entry count and by bytes (default: half the RAM).
 
     :meth:`put` returns the entries it evicted, so the executor can report them.
     """
 
-    def __init__(self, max_entries: int = 512, max_bytes: int = 8 * 2**30) -> None:
+    def __init__(self, max_entries: int = 4096, max_bytes: int | None = None) -> None:
         self.max_entries = max_entries
-        self.max_bytes = max_bytes
+        self.max_bytes = default_max_bytes() if max_bytes is None else max_bytes
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self.nbytes = 0
 

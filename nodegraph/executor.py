@@ -60,7 +60,7 @@ def needed_nodes(graph: Graph, targets: Iterable[str]) -> set[str]:
         if current in needed:
             continue
         needed.add(current)
-        stack.extend(src for src, _ in graph.nodes[current].inputs.values() if src in graph.nodes)
+        stack.extend(src for src in graph.sources(current) if src in graph.nodes)
     return needed
 
 
@@ -69,7 +69,7 @@ def default_targets(graph: Graph, registry: Registry) -> list[str]:
     outputs = [n.id for n in graph.nodes.values() if (d := registry.get(n.type)) is not None and d.output_node]
     if outputs:
         return outputs
-    read = {src for n in graph.nodes.values() for src, _ in n.inputs.values()}
+    read = {link.source for link in graph.links()}
     return [node_id for node_id in graph.nodes if node_id not in read]
 
 
@@ -128,28 +128,55 @@ class Executor:
         if problems:
             raise WorkflowError(problems)
         order, _ = topological_order(graph, needed)
+        started = time.perf_counter()
 
-        readers_left = {node_id: 0 for node_id in order}
+        keys: dict[str, str] = {}
         for node_id in order:
+            node = graph.nodes[node_id]
+            try:
+                keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings)  # type: ignore[arg-type]
+            except Exception as exc:  # a missing file, or a plugin's fingerprint hook failing
+                message = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
+                emit(RunStarted((node_id,), tuple(target_list)))
+                emit(NodeFailed(node_id, node.type, message, type(exc).__name__))
+                emit(RunFailed(node_id, time.perf_counter() - started))
+                raise NodeExecutionError(node_id, node.type, message) from exc
+
+        # Pull from the targets: a node whose result is cached cuts off everything above it.
+        values: dict[str, dict[str, Any]] = {}
+        to_run: set[str] = set()
+        stack = list(target_list)
+        while stack:
+            node_id = stack.pop()
+            if node_id in values or node_id in to_run:
+                continue
+            entry = self.cache.get(keys[node_id])
+            if entry is not None:
+                values[node_id] = entry.outputs  # held here, so a later eviction cannot lose it
+            else:
+                to_run.add(node_id)
+                stack.extend(src for src, _ in graph.nodes[node_id].inputs.values())
+        readers_left = dict.fromkeys(order, 0)
+        for node_id in to_run:
             for src, _ in graph.nodes[node_id].inputs.values():
                 readers_left[src] += 1
         target_set = set(target_list)
 
-        keys: dict[str, str] = {}
-        values: dict[str, dict[str, Any]] = {}
         result = RunResult(outputs={})
-        started = time.perf_counter()
         emit(RunStarted(tuple(order), tuple(target_list)))
         current = ""
         try:
+            # Nodes not run are reported as cached: their result is up to date, whether it was read from the
+            # cache or made unnecessary by a cached node downstream.
             for node_id in order:
                 current = node_id
                 token.check()
                 node = graph.nodes[node_id]
-                definition = self.registry.get(node.type)
-                assert definition is not None  # validated above
-                outputs = self._run_node(node, definition, keys, values, result, emit, token, settings)
-                values[node_id] = outputs
+                if node_id not in to_run:
+                    result.cached.append(node_id)
+                    emit(NodeCached(node_id, node.type))
+                    continue
+                values[node_id] = self._run_node(node, keys[node_id], values, result, emit, token, settings)
                 for src, _ in node.inputs.values():
                     readers_left[src] -= 1
                     if readers_left[src] == 0 and src not in target_set:
@@ -168,29 +195,17 @@ class Executor:
     def _run_node(
         self,
         node: GraphNode,
-        definition: NodeDef,
-        keys: dict[str, str],
+        key: str,
         values: dict[str, dict[str, Any]],
         result: RunResult,
         emit: EventSink,
         token: CancelToken,
         settings: RunSettings,
     ) -> dict[str, Any]:
-        params = {p.name: node.params.get(p.name, p.default) for p in definition.params}
+        definition = self.registry.get(node.type)
+        assert definition is not None  # validated before the run
+        params = _params_of(node, definition)
         ctx = NodeContext(node.id, node.type, emit, token, settings, self.runtime, self.folders, params)
-        try:
-            key = self._key(node, definition, params, keys, ctx)
-        except (OSError, ValueError) as exc:
-            emit(NodeFailed(node.id, node.type, str(exc), type(exc).__name__))
-            raise NodeExecutionError(node.id, node.type, str(exc)) from exc
-        keys[node.id] = key
-
-        entry = self.cache.get(key)
-        if entry is not None:
-            result.cached.append(node.id)
-            emit(NodeCached(node.id, node.type))
-            return entry.outputs
-
         kwargs: dict[str, Any] = dict(params)
         for spec in definition.inputs:
             kwargs[spec.name] = None
@@ -224,25 +239,34 @@ class Executor:
             emit(CacheEvicted(victim.node, victim.type, victim.nbytes, reason))
         return outputs
 
-    def _key(self, node: GraphNode, definition: NodeDef, params: dict[str, Any], keys: dict[str, str], ctx: NodeContext) -> str:
+    def _key(self, node: GraphNode, definition: NodeDef, keys: dict[str, str], settings: RunSettings) -> str:
+        params = _params_of(node, definition)
         fingerprints: dict[str, Any] = {}
         for param in definition.params:
             if param.name in node.inputs:
                 continue
             value = params[param.name]
-            if isinstance(param, ModelFile) and value:
-                fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
-            elif isinstance(param, ImageFile) and value:
-                fingerprints[param.name] = _file_digest(value)
+            try:
+                if isinstance(param, ModelFile) and value:
+                    fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
+                elif isinstance(param, ImageFile) and value:
+                    fingerprints[param.name] = _file_digest(value)
+            except (OSError, ValueError) as exc:
+                raise NodeInputError(f"parameter {param.name!r}: {exc}", param.name) from exc
         if definition.fingerprint is not None:
+            ctx = NodeContext(node.id, node.type, lambda event: None, CancelToken(), settings, self.runtime, self.folders, params)
             fingerprints["*"] = definition.fingerprint(params, ctx)
         upstream = sorted((name, keys[src], out) for name, (src, out) in node.inputs.items())
-        linked = set(node.inputs)
-        own = {k: v for k, v in params.items() if k not in linked}
+        own = {k: v for k, v in params.items() if k not in node.inputs}
         blob = json.dumps(
             [node.type, node.version, own, fingerprints, upstream], sort_keys=True, default=repr, separators=(",", ":")
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _params_of(node: GraphNode, definition: NodeDef) -> dict[str, Any]:
+    """The node's parameters with defaults for those the file leaves out."""
+    return {p.name: node.params.get(p.name, p.default) for p in definition.params}
 
 
 def _promote(value: Any, target: SocketType | None) -> Any:

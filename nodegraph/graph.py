@@ -76,9 +76,17 @@ class Graph:
         return Graph((copy.deepcopy(n) for n in self.nodes.values()), copy.deepcopy(self.meta))
 
     def links(self) -> list[Link]:
+        """Every well-formed link (malformed ones are validation problems, not links)."""
         return [
-            Link(src, out, n.id, name) for n in self.nodes.values() for name, (src, out) in n.inputs.items()
+            Link(link[0], link[1], n.id, name)
+            for n in self.nodes.values()
+            for name, link in n.inputs.items()
+            if _is_link(link)
         ]
+
+    def sources(self, node_id: str) -> list[str]:
+        """Ids of the nodes that ``node_id`` reads from."""
+        return [link[0] for link in self.nodes[node_id].inputs.values() if _is_link(link)]
 
     def consumers(self) -> dict[str, list[Link]]:
         """For each node id, the links that read from it."""
@@ -230,12 +238,13 @@ def topological_order(graph: Graph, subset: Iterable[str] | None = None) -> tupl
     Returns ``(order, stuck)``: ``stuck`` lists nodes on or behind a cycle (empty for a valid graph).
     Links to nodes outside the graph are ignored here; validation reports them.
     """
-    members = list(graph.nodes) if subset is None else [n for n in graph.nodes if n in set(subset)]
+    wanted = None if subset is None else set(subset)
+    members = [n for n in graph.nodes if wanted is None or n in wanted]
     member_set = set(members)
     indegree = dict.fromkeys(members, 0)
     readers: dict[str, list[str]] = {n: [] for n in members}
     for node_id in members:
-        for source, _ in graph.nodes[node_id].inputs.values():
+        for source in graph.sources(node_id):
             if source in member_set:
                 indegree[node_id] += 1
                 readers[source].append(node_id)
@@ -274,7 +283,7 @@ def validate(graph: Graph, registry: Registry) -> list[Problem]:
 def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Problem]:
     definition = registry.get(node.type)
     if definition is None:
-        return [unknown_type_problem(node)]
+        return [unknown_type_problem(node, registry)]
     problems: list[Problem] = []
     if node.version > definition.version:
         problems.append(
@@ -324,16 +333,22 @@ def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Pr
     return problems
 
 
-def unknown_type_problem(node: GraphNode) -> Problem:
+def unknown_type_problem(node: GraphNode, registry: Registry | None = None) -> Problem:
+    from nodegraph.plugins import explain_missing
+
     namespace = node.type.rsplit(".", 1)[0] if "." in node.type else node.type
-    return Problem(
-        "unknown_node_type",
-        f"node type {node.type!r} is not installed; it comes from the plugin {namespace!r}. "
-        "Install that plugin, or remove the node (its data is kept as it is until then)",
-        node.id,
-        expected="an installed node type",
-        found=repr(node.type),
-    )
+    reason = explain_missing(node.type, registry)
+    if reason is not None:  # a plugin we know about: say what went wrong with it
+        message = (
+            f"node type {node.type!r} is not available: {reason}. Run `nodegraph plugins` for details; "
+            "the node's data is kept as it is until then"
+        )
+    else:
+        message = (
+            f"node type {node.type!r} is not installed; it comes from the plugin {namespace!r}. "
+            "Install that plugin, or remove the node (its data is kept as it is until then)"
+        )
+    return Problem("unknown_node_type", message, node.id, expected="an installed node type", found=repr(node.type))
 
 
 def _is_link(value: Any) -> bool:

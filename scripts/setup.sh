@@ -10,7 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY=.venv/bin/python
 stamp=.venv/.nodegraph-setup
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+example_plugin=examples/plugins/nodegraph-imagetools
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt "$example_plugin/pyproject.toml" ]; then
   exit 0
 fi
 "$PY" -m pip install -q --upgrade pip >/dev/null
@@ -18,4 +19,6 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "torch==2.13.0"
 fi
 "$PY" -m pip install -q -e ".[gui,dev]"
+# The example plugin is installed like a third-party one (its entry point), so CI tests discovery for real.
+"$PY" -m pip install -q -e "$example_plugin"
 touch "$stamp"

@@ -1,0 +1,196 @@
+"""The open workflow: the engine :class:`~nodegraph.Graph` (the truth), its file and its undo stack.
+
+Every edit goes through a method here, which checks it with the engine's rules and pushes an undoable
+command (:mod:`ui.commands`). The signals tell the views what changed; views never change the graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from nodegraph.graph import Graph, GraphNode, LinkRefused
+from nodegraph.registry import Registry
+from nodegraph.workflow import load_workflow, save_workflow, to_document
+from ui.commands import AddNodesCommand, RemoveNodesCommand, SetLayoutCommand, SetLinksCommand, SetParamCommand
+from ui.layout import auto_layout, needs_layout
+
+Link = tuple[str, str]
+
+
+class Document(QObject):
+    node_added = Signal(str)
+    node_removed = Signal(str)
+    inputs_changed = Signal(str)  # the links into this node changed
+    param_changed = Signal(str, str)
+    layout_changed = Signal(str)
+    reset = Signal()  # a whole new graph (new, open)
+    path_changed = Signal()
+
+    def __init__(self, registry: Registry, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.registry = registry
+        self.graph = Graph()
+        self.path: Path | None = None
+        self.undo_stack = QUndoStack(self)
+
+    # -- whole documents -------------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def replace(self, graph: Graph, path: Path | None, *, dirty: bool = False) -> None:
+        """Show another graph (New, Open, recovery). Nodes without positions get an automatic layout."""
+        if needs_layout(graph):
+            auto_layout(graph, self.registry)
+        self.graph = graph
+        self.path = path
+        self.undo_stack.clear()
+        if dirty:
+            # a recovered or imported graph is not saved anywhere yet: an empty macro makes the stack unclean
+            self.undo_stack.beginMacro("recover")
+            self.undo_stack.endMacro()
+            self.undo_stack.resetClean()
+        self.reset.emit()
+        self.path_changed.emit()
+
+    def open(self, path: str | Path) -> None:
+        """Load a workflow file or a PNG saved by the product. Raises WorkflowError for a bad file."""
+        path = Path(path)
+        graph = load_workflow(path, self.registry)
+        # a PNG is an image, not the workflow's file: saving must ask for a .json name
+        self.replace(graph, None if path.suffix.lower() == ".png" else path)
+
+    def save(self, path: str | Path | None = None) -> Path:
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("the workflow has no file name yet")
+        save_workflow(self.graph, target)
+        self.path = target
+        self.undo_stack.setClean()
+        self.path_changed.emit()
+        return target
+
+    def document(self) -> dict[str, Any]:
+        return to_document(self.graph)
+
+    # -- edits (each one undoable) ---------------------------------------------------------------
+
+    def add_node(self, node_type: str, pos: tuple[float, float] = (0.0, 0.0), params: dict[str, Any] | None = None) -> str:
+        """Add a node of a registered type; returns its id. Raises KeyError for an unknown type."""
+        scratch = Graph(self.graph.nodes.values())
+        node = scratch.add_node(self.registry, node_type, params=params, layout={"x": round(pos[0]), "y": round(pos[1])})
+        definition = self.registry.get(node_type)
+        self.undo_stack.push(AddNodesCommand(self, [node], f"add {definition.name if definition else node_type}"))
+        return node.id
+
+    def remove_nodes(self, node_ids: Iterable[str]) -> None:
+        ids = [i for i in dict.fromkeys(node_ids) if i in self.graph.nodes]
+        if ids:
+            self.undo_stack.push(RemoveNodesCommand(self, ids))
+
+    def set_links(self, changes: dict[tuple[str, str], Link | None], text: str = "connect") -> None:
+        """Apply link changes as one undo step. Raises :class:`LinkRefused` (and changes nothing) if the
+        engine's rule refuses any of the new links."""
+        changes = {k: v for k, v in changes.items() if self.graph.nodes[k[0]].inputs.get(k[1]) != v}
+        if not changes:
+            return
+        scratch = self.graph.copy()
+        for (target, name), link in changes.items():
+            if link is None:
+                scratch.disconnect(target, name)
+        for (target, name), link in changes.items():
+            if link is not None:
+                scratch.connect(self.registry, link[0], link[1], target, name)
+        self.undo_stack.push(SetLinksCommand(self, changes, text))
+
+    def connect(self, source: str, output: str, target: str, input_name: str) -> None:
+        self.set_links({(target, input_name): (source, output)}, "connect")
+
+    def disconnect(self, target: str, input_name: str) -> None:
+        if input_name in self.graph.nodes[target].inputs:
+            self.set_links({(target, input_name): None}, "disconnect")
+
+    def set_param(self, node_id: str, name: str, value: Any) -> None:
+        """Set a parameter, checked by its kind (raises ParamError for a value out of bounds)."""
+        node = self.graph.nodes[node_id]
+        definition = self.registry.get(node.type)
+        param = definition.param(name) if definition else None
+        if definition is not None and param is None:
+            raise KeyError(f"node {node_id!r} ({node.type}) has no parameter {name!r}")
+        value = param.check(value) if param else value
+        if node.params.get(name) == value and name in node.params:
+            return
+        self.undo_stack.push(SetParamCommand(self, node_id, name, value))
+
+    def move_nodes(self, positions: dict[str, tuple[float, float]]) -> None:
+        changes = {
+            node_id: {"x": round(x), "y": round(y)}
+            for node_id, (x, y) in positions.items()
+            if node_id in self.graph.nodes
+            and (self.graph.nodes[node_id].layout.get("x"), self.graph.nodes[node_id].layout.get("y")) != (round(x), round(y))
+        }
+        if changes:
+            self.undo_stack.push(SetLayoutCommand(self, changes, f"move {len(changes)} node(s)"))
+
+    def set_title(self, node_id: str, title: str) -> None:
+        """Rename a node; an empty title (or the type's own name) goes back to the type's name."""
+        node = self.graph.nodes[node_id]
+        definition = self.registry.get(node.type)
+        title = title.strip()
+        value = None if not title or (definition is not None and title == definition.name) else title
+        if node.layout.get("title") != value:
+            self.undo_stack.push(SetLayoutCommand(self, {node_id: {"title": value}}, "rename node"))
+
+    def set_color(self, node_id: str, color: tuple[int, int, int] | None) -> None:
+        value = list(color) if color is not None else None
+        if self.graph.nodes[node_id].layout.get("color") != value:
+            self.undo_stack.push(SetLayoutCommand(self, {node_id: {"color": value}}, "colour node"))
+
+    # -- clipboard -------------------------------------------------------------------------------
+
+    def fragment(self, node_ids: Iterable[str]) -> dict[str, Any]:
+        """A workflow document holding only these nodes and the links among them (what Copy puts on the
+        clipboard)."""
+        chosen = [i for i in node_ids if i in self.graph.nodes]
+        keep = set(chosen)
+        nodes = []
+        for node_id in chosen:
+            node = copy.deepcopy(self.graph.nodes[node_id])
+            node.inputs = {k: v for k, v in node.inputs.items() if v[0] in keep}
+            nodes.append(node)
+        return to_document(Graph(nodes))
+
+    def paste(self, fragment: dict[str, Any], offset: tuple[float, float] = (40.0, 40.0)) -> list[str]:
+        """Insert a copied fragment with fresh ids, shifted by ``offset``; returns the new ids."""
+        from nodegraph.workflow import parse_workflow
+
+        source = parse_workflow(fragment, self.registry)
+        if not source.nodes:
+            return []
+        taken = Graph(self.graph.nodes.values())
+        renamed: dict[str, str] = {}
+        for old_id, node in source.nodes.items():
+            stem = node.type if self.registry.get(node.type) else "node"
+            new_id = old_id if old_id not in taken.nodes else taken.new_id(stem)
+            renamed[old_id] = new_id
+            taken.nodes[new_id] = node  # reserve the id
+        fresh: list[GraphNode] = []
+        for old_id, node in source.nodes.items():
+            node = copy.deepcopy(node)
+            node.id = renamed[old_id]
+            node.inputs = {k: (renamed[s], o) for k, (s, o) in node.inputs.items() if s in renamed}
+            node.layout["x"] = round(float(node.layout.get("x", 0)) + offset[0])
+            node.layout["y"] = round(float(node.layout.get("y", 0)) + offset[1])
+            fresh.append(node)
+        self.undo_stack.push(AddNodesCommand(self, fresh, f"paste {len(fresh)} node(s)"))
+        return [n.id for n in fresh]
+
+
+__all__ = ["Document", "LinkRefused"]
