@@ -13,4 +13,5 @@ BUILTIN_MODULES: list[str] = [
     "nodes.sd.sampler_nodes",
     "nodes.adapters.lora_nodes",
     "nodes.adapters.guidance_nodes",
+    "nodes.training.dreambooth_nodes",
 ]
