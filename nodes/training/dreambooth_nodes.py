@@ -56,6 +56,18 @@ def _targets(text: str, field: str) -> tuple[str, ...]:
     return names
 
 
+def _check_targets(ctx: NodeContext, unet: Any, targets: tuple[str, ...]) -> None:
+    """Match the names as peft will (a whole module name or its dotted ending), before anything slow runs."""
+    names = [name for name, _ in unet.named_modules()]
+    unmatched = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if len(unmatched) == len(targets):
+        raise NodeInputError(
+            f"target modules: none of {', '.join(targets)} names a layer of this UNet (e.g. to_q, to_k, to_v, "
+            "to_out.0, proj_in, ff.net.2)", "target_modules")
+    if unmatched:
+        ctx.warn(f"target modules {', '.join(unmatched)} match no layer of this UNet and are ignored")
+
+
 def _lora_path(ctx: NodeContext, lora_name: str) -> tuple[Path, str]:
     name = lora_name.strip().removesuffix(".safetensors")
     if not _LORA_NAME.match(name) or ".." in name:
@@ -232,6 +244,7 @@ def train_lora_dreambooth(
     _check_handles(model, clip, vae)
     _check_resolution(model, vae, resolution)
     targets = _targets(target_modules, "target_modules")
+    _check_targets(ctx, model.unet, targets)
     path, file_name = _lora_path(ctx, lora_name)
     if not instance_prompt.strip():
         raise NodeInputError("the instance prompt is empty", "instance_prompt")

@@ -122,15 +122,15 @@ def folder_fingerprint(folder: Path | None, skip_generated: bool = False) -> Any
     images left out when ``skip_generated``. A missing folder fingerprints as such (the node reports it)."""
     if folder is None:
         return None
-    if not folder.is_dir():
-        return ("missing", str(folder))
+    if not folder.is_dir():  # as an empty folder: a class folder is created by the run, without changing the key
+        return (str(folder.absolute()), [])
     out = []
     for image in list_images(folder).images:
         if skip_generated and GENERATED.match(image.name):
             continue
         stat = image.stat()
         out.append((image.name, stat.st_size, stat.st_mtime_ns))
-    return (str(folder.resolve()), out)
+    return (str(folder.absolute()), out)
 
 
 @dataclass
