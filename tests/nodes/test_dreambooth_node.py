@@ -256,3 +256,27 @@ def test_mixed_sizes_are_resized_with_a_note_and_a_prompt_without_identifier_is_
                for m in notes)
     assert any(e.level == "warning" and "identifier 'sks'" in e.message for e in logs)
     assert (root / "loras" / "mixed.safetensors").is_file()
+
+
+def test_demo_workflow_validates_and_runs_on_a_tiny_model(setup, tmp_path):
+    from pathlib import Path
+
+    from nodegraph.graph import validate
+    from nodegraph.registry import default_registry
+
+    root, executor, subject, _ = setup
+    doc = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "demo_dreambooth.json").read_text())
+    assert validate(parse_workflow(doc, default_registry()), default_registry()) == []
+    nodes = doc["nodes"]
+    assert nodes["checkpoint"]["params"]["ckpt_name"] == "demo_shapes.safetensors"
+    # point it at the tiny model and shrink it; the graph is the shipped one
+    nodes["checkpoint"]["params"]["ckpt_name"] = CHECKPOINT_NAMES["sd15"]
+    nodes["train"]["params"].update(instance_images=str(subject), steps=2, num_class_images=1, class_steps=2,
+                                    lora_name="workflow_test")
+    for node in nodes.values():
+        if node["type"] == "core.KSampler":
+            node["params"]["steps"] = 2
+    result = executor.run(parse_workflow(doc, executor.registry), settings=RunSettings(output_dir=tmp_path))
+    assert {"train", "save_trained", "save_base"} <= set(result.executed)
+    assert (root / "loras" / "workflow_test.safetensors").is_file()
+    assert len(list(tmp_path.glob("demo_dreambooth_trained*.png"))) == 4
