@@ -13,5 +13,6 @@ BUILTIN_MODULES: list[str] = [
     "nodes.sd.sampler_nodes",
     "nodes.adapters.lora_nodes",
     "nodes.adapters.guidance_nodes",
+    "nodes.adapters.control_nodes",
     "nodes.training.dreambooth_nodes",
 ]

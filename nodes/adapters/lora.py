@@ -15,7 +15,8 @@ Layouts understood:
   ``input_blocks``/``middle_block``/``output_blocks`` names), ``lora_te_``/``lora_te1_`` (first text
   encoder), ``lora_te2_`` (SDXL's second), each with ``.lora_down.weight``, ``.lora_up.weight`` and an
   optional ``.alpha`` (scale = alpha / rank; missing alpha means scale 1);
-- diffusers / PEFT: ``unet.<module>``, ``text_encoder.<module>``, ``text_encoder_2.<module>`` with
+- diffusers / PEFT: ``unet.<module>``, ``text_encoder.<module>``, ``text_encoder_2.<module>`` (or a bare
+  peft adapter's ``base_model.model.<module>``, for a UNet or the first text encoder) with
   ``lora_A``/``lora_B`` (PEFT), ``lora.down``/``lora.up``, ``lora_linear_layer.down``/``up`` or the old
   attention-processor spelling (``attn1.processor.to_q_lora.down``); alphas from the file's
   ``lora_adapter_metadata`` (what diffusers' ``save_lora_weights`` writes) or ``.alpha`` keys.
@@ -30,7 +31,6 @@ import json
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,14 @@ def _split_kohya(key: str) -> tuple[str, str, str] | None:
     return KOHYA_PREFIXES[prefix], key[len(prefix) : -len(suffix)], KOHYA_SUFFIXES[suffix]
 
 
+PEFT_PREFIX = "base_model.model."  # a bare peft adapter (PeftModel.save_pretrained) of one model
+
+
 def _split_diffusers(key: str) -> tuple[str, str, str] | None:
+    if key.startswith(PEFT_PREFIX):  # which model it adapts shows in its module names
+        rest = key[len(PEFT_PREFIX) :]
+        text = rest.startswith(("text_model.", "encoder.layers.", "embeddings."))
+        key = f"{'text_encoder' if text else 'unet'}.{rest}"
     component, _, rest = key.partition(".")
     if component not in COMPONENTS or not rest:
         return None
@@ -395,11 +402,6 @@ class LoraPatch:
 
     def cache_nbytes(self) -> int:
         return sum(p.cache_nbytes() for p in self.parts)
-
-
-def iter_parts(patches: tuple) -> Iterator[LoraPart]:
-    for patch in patches:
-        yield from getattr(patch, "parts", ())
 
 
 # -------------------------------------------------------------------------------------------- planning

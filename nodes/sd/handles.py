@@ -100,5 +100,3 @@ class ModelHandle:
             return _patches_nbytes(self.patches)
         return _module_nbytes(self.unet)
 
-
-FAMILY_LABELS = {"sd15": "SD1.5", "sdxl": "SDXL", "sdxl_refiner": "SDXL refiner"}

@@ -125,7 +125,8 @@ def _next_number(folder: Path, stem: str) -> int:
     "core.SaveCheckpoint", name="Save Checkpoint", category="loaders",
     description="Saves a model, its text encoder(s) and a VAE as one original-layout .safetensors checkpoint "
                 "(the layout SD1.5/SDXL checkpoints are shared in), with the architecture in its metadata, as "
-                "<output folder>/<prefix>_NNNNN.safetensors. Never overwrites a file.",
+                "<output folder>/<prefix>_NNNNN.safetensors. LoRAs applied to the model or CLIP are merged "
+                "into the saved weights. Never overwrites a file.",
     inputs=[Input("model", MODEL), Input("clip", CLIP), Input("vae", VAE)],
     params=[
         String("filename_prefix", "checkpoints/nodegraph",
@@ -149,15 +150,15 @@ def save_checkpoint(ctx: NodeContext, model: Any, clip: Any, vae: Any, filename_
     if model.family != clip.family:
         raise NodeInputError(f"the model is {family_label(model.family)} but the CLIP is {family_label(clip.family)}",
                              "clip")
-    if model.patches or clip.patches:
-        raise NodeInputError("the model or CLIP carries LoRA patches; saving patched models is not supported yet",
-                             "model")
+    if model.guidance:
+        ctx.warn("the model's extra guidance steps act while sampling and are not part of a checkpoint: not saved")
     folder, stem = resolve_prefix(ctx.output_dir, filename_prefix)
     ctx.check_cancelled()
     try:
         temp = write_temp_checkpoint(folder, model.family, model.unet, vae.vae, tuple(clip.encoders),
                                      model.scheduler_config, model.prediction_type,
-                                     None if dtype == "keep" else torch_dtype(dtype))
+                                     None if dtype == "keep" else torch_dtype(dtype),
+                                     unet_patches=model.patches, text_patches=clip.patches)
     except (CheckpointError, ConversionError) as exc:
         raise NodeInputError(f"this model cannot be written in the original layout: {exc}", "model") from None
     start = _next_number(folder, stem)

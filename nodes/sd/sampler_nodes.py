@@ -38,6 +38,7 @@ def _run(
     cfg: float, guidance_rescale: float, scheduler: str, denoise: float = 1.0, start_step: int = 0,
     end_step: int | None = None, add_noise: bool = True, return_leftover_noise: bool = True,
 ) -> dict[str, Any]:
+    from nodes.adapters.residuals import prepare_residual_sources
     from nodes.sampling.denoiser import UNetDenoiser
     from nodes.sampling.guidance import build_chain
     from nodes.sampling.loop import ConditioningMismatch, StepRange, sample
@@ -74,6 +75,8 @@ def _run(
         raise NodeInputError(str(exc), "scheduler") from None
     span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step)
     chain = build_chain(cfg, guidance_rescale, model.guidance)
+    # ControlNet / T2I-Adapter sources on the conditioning: family check, device, notes on resized images
+    prepare_residual_sources(ctx, model, (*positive, *negative), tuple(samples.shape))
     try:
         with patches_applied(unet, model.patches):
             result = sample(

@@ -711,6 +711,7 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     ``first_stage_model.``), a whole checkpoint (its VAE is taken), a diffusers-layout file
     (``encoder.down_blocks.*``) or a diffusers folder with config.json. ``family`` picks the config template
     when the file carries no config."""
+    import torch
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -737,8 +738,10 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
                 config = json.loads(meta)
             else:
                 n_up = len(_indices(shapes, "decoder.up_blocks."))
+                # rename shapes alone: meta tensors hold no memory
+                empty = {k: torch.empty(v, device="meta") for k, v in shapes.items() if k.startswith(parts)}
                 try:
-                    ldm = dict(vae_to_ldm(_ShapeOnly(shapes), {"up_block_types": [None] * n_up}, ""))
+                    ldm = dict(vae_to_ldm(empty, {"up_block_types": [None] * n_up}, ""))
                 except ConversionError as exc:
                     raise CheckpointError(f"{path.name}: an unknown VAE layout ({exc})") from None
                 config = infer_vae_config({k: v.shape for k, v in ldm.items()}, family, "")
@@ -755,49 +758,60 @@ def load_vae(path: Path, family: str, dtype: Any = None) -> LoadedVae:
     return LoadedVae(vae, source.metadata.get(META_FAMILY), bool(meta))
 
 
-class _Shape:
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-
-    def dim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, index: Any) -> _Shape:
-        # only the VAE attention reshape (x[:, :, None, None]) is asked of a shape
-        return _Shape((*self.shape, 1, 1))
-
-
-class _ShapeOnly(dict):
-    """{key: _Shape}: lets the layout converters run over shapes alone, to infer a config."""
-
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        super().__init__({k: _Shape(tuple(v)) for k, v in shapes.items()})
-
-
 # -------------------------------------------------------------------------------------------- saving
 
 
+def merged_state(module: Any, patches: tuple = ()) -> dict[str, Any]:
+    """``module``'s state dict with LoRA-style patches merged into the weights they change.
+
+    Each patch follows the patch protocol (``patch.applied(module)``: a context manager that adds it and
+    takes it out again). While they are applied, every peft LoRA layer's weight plus its active adapters'
+    deltas (peft's own ``get_delta_weight``, which includes the strength) is computed into a new tensor; the
+    shared module itself ends as it began (DESIGN contract 3).
+    """
+    import contextlib
+
+    import torch
+
+    state = {k: v.detach() for k, v in module.state_dict().items()}
+    if not patches:
+        return state
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    with torch.no_grad(), contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch.applied(module))
+        for name, layer in module.named_modules():
+            if isinstance(layer, BaseTunerLayer):
+                weight = layer.get_base_layer().weight
+                merged = weight.clone()
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A:
+                        merged += layer.get_delta_weight(adapter).to(weight.dtype)
+                state[f"{name}.weight"] = merged
+    return state
+
+
 def checkpoint_state(
-    family: str, unet: Any, vae: Any, text_encoders: tuple, dtype: Any = None
+    family: str, unet: Any, vae: Any, text_encoders: tuple, dtype: Any = None,
+    unet_patches: tuple = (), text_patches: tuple = (),
 ) -> Iterator[tuple[str, Any]]:
-    """(original key, CPU tensor) for every weight of the model, in the original single-file layout."""
+    """(original key, CPU tensor) for every weight of the model, in the original single-file layout, with
+    the patches (LoRAs) merged in."""
     fam = FAMILIES[family]
     if len(text_encoders) != len(fam.text_encoders):
         raise CheckpointError(
             f"{family_label(family)} needs {len(fam.text_encoders)} text encoder(s), found {len(text_encoders)}")
-
-    def tensors(module: Any) -> dict[str, Any]:
-        return {k: v.detach() for k, v in module.state_dict().items()}
-
     parts: list[Iterator[tuple[str, Any]]] = [
-        unet_to_ldm(tensors(unet), unet.config),
-        vae_to_ldm(tensors(vae), vae.config),
+        unet_to_ldm(merged_state(unet, unet_patches), unet.config),
+        vae_to_ldm(merged_state(vae), vae.config),
     ]
     for name, encoder in zip(fam.text_encoders, text_encoders):
+        state = merged_state(encoder, text_patches)
         if name == "text_encoder":
-            parts.append(clip_l_to_ldm(tensors(encoder), CLIP_L_PREFIX[family]))
+            parts.append(clip_l_to_ldm(state, CLIP_L_PREFIX[family]))
         else:
-            parts.append(open_clip_to_ldm(tensors(encoder), OPEN_CLIP_PREFIX[family]))
+            parts.append(open_clip_to_ldm(state, OPEN_CLIP_PREFIX[family]))
     for part in parts:
         for key, tensor in part:
             tensor = tensor.to("cpu")
@@ -843,25 +857,39 @@ def write_temp_checkpoint(
     scheduler_config: Mapping[str, Any],
     prediction_type: str = "epsilon",
     dtype: Any = None,
+    unet_patches: tuple = (),
+    text_patches: tuple = (),
 ) -> Path:
     """Write the model as an original-layout .safetensors file under a temporary name in ``folder``;
     :func:`publish` then gives it its final name."""
-    import tempfile
+    import uuid
 
     from safetensors.torch import save_file
 
-    state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype))
+    state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype, unet_patches, text_patches))
     meta = checkpoint_metadata(family, unet, vae, text_encoders, scheduler_config, prediction_type)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".checkpoint.", suffix=".partial")
-    os.close(fd)
-    temp = Path(name)
+    temp = folder / f".checkpoint.{uuid.uuid4().hex}.partial"
     try:
         save_file(state, str(temp), metadata=meta)
+        # safetensors creates its files private (0600); a saved checkpoint gets the usual permissions
+        os.chmod(temp, 0o666 & ~_umask())
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return temp
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def publish(temp: Path, candidates: Iterable[Path]) -> Path:

@@ -19,6 +19,7 @@ from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
+from nodes.sd.single_file import _umask
 from tests.fixtures.tiny_sd import tiny_components, write_tiny_checkpoint
 
 
@@ -106,6 +107,7 @@ def test_save_checkpoint_round_trips_exactly_and_never_overwrites(models: Path) 
     second = Path(_run(executor, nodes, out_dir)["save"]["path"])
     assert second.name == "mine_00002.safetensors" and first.exists()
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert first.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not safetensors' private 0600
     with safe_open(str(first), "pt") as handle:
         meta = handle.metadata()
         assert meta["nodegraph.family"] == "sdxl"
@@ -299,3 +301,48 @@ def test_ckpt_is_loaded_without_running_pickled_code(models: Path) -> None:
     torch.save({"state_dict": {"x": torch.zeros(1)}, "evil": Payload()}, models / "checkpoints" / "evil.ckpt")
     with pytest.raises(NodeExecutionError, match="pickled code is never run"):
         _run(_executor(models), {"load": _loader("evil.ckpt")}, models / "out")
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_save_checkpoint_merges_loras_into_the_saved_weights(models: Path, family: str) -> None:
+    from nodes.sd.text_encode import patches_applied
+    from tests.fixtures.tiny_sd import tiny_configs
+    from tests.nodes.lora_files import TEXT_TARGETS, UNET_TARGETS, peft_adapter, write_diffusers
+
+    write_tiny_checkpoint(models / "checkpoints" / "base.safetensors", family, seed=2)
+    original = tiny_components(family, seed=2)
+    text = [peft_adapter(e, TEXT_TARGETS, rank=4, alpha=4.0, seed=2 + i) for i, e in enumerate(original.text_encoders)]
+    lora = write_diffusers(models / "loras", family,
+                           peft_adapter(original.unet, UNET_TARGETS, rank=4, alpha=2.0, seed=1), text)
+    nodes = {
+        "load": _loader("base.safetensors"),
+        "lora": {"type": "core.LoraLoader", "params": {"lora_name": lora.name, "strength_model": 0.8,
+                                                        "strength_clip": 0.5},
+                 "inputs": {"model": ["load", "model"], "clip": ["load", "clip"]}},
+        "save": {"type": "core.SaveCheckpoint", "params": {"filename_prefix": "merged"},
+                 "inputs": {"model": ["lora", "model"], "clip": ["lora", "clip"], "vae": ["load", "vae"]}},
+    }
+    out = _run(_executor(models), nodes, models / "out")
+    merged = _run(_executor(models), {"load": _loader(out["save"]["path"])}, models / "out")["load"]
+    patched_model, patched_clip = out["lora"]["model"], out["lora"]["clip"]
+
+    torch.manual_seed(0)
+    unet_config = tiny_configs(family)["unet"]
+    inputs = (torch.randn(1, 4, 16, 16), torch.tensor(500), torch.randn(1, 77, unet_config["cross_attention_dim"]))
+    extra = {} if family == "sd15" else {"added_cond_kwargs": {"text_embeds": torch.randn(1, 40),
+                                                               "time_ids": torch.randn(1, 6)}}
+    ids = torch.tensor([original.tokenizers[0]("a cat", padding="max_length").input_ids])
+    with torch.no_grad():
+        with patches_applied(patched_model.unet, patched_model.patches):
+            expected = patched_model.unet(*inputs, **extra).sample
+        base = patched_model.unet(*inputs, **extra).sample
+        saved = merged["model"].unet(*inputs, **extra).sample
+        assert (expected - base).abs().max() > 1e-3  # the LoRA does change the output...
+        torch.testing.assert_close(saved, expected, rtol=0, atol=1e-5)  # ...and the saved weights carry it
+        for patched, reloaded in zip(patched_clip.encoders, merged["clip"].encoders, strict=True):
+            with patches_applied(patched, patched_clip.patches):
+                expected_text = patched(ids).last_hidden_state
+            torch.testing.assert_close(reloaded(ids).last_hidden_state, expected_text, rtol=0, atol=1e-5)
+    _same_weights(original.unet, out["load"]["model"].unet)  # the shared base model is untouched
+    for a, b in zip(original.text_encoders, out["load"]["clip"].encoders):
+        _same_weights(a, b)

@@ -9,6 +9,8 @@ pipelines' LoRA layers are unloaded again after each comparison, since the execu
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -94,8 +96,9 @@ def pipeline(outputs, family: str):
     )
 
 
-def diffusers_image(pipe, seed: int = 3, loras: dict[str, float] | None = None, root=None) -> np.ndarray:
-    """The pipeline's image with ``loras`` (file name -> weight) loaded by load_lora_weights, unloaded after."""
+def diffusers_image(pipe, seed: int = 3, loras: dict[str, Any] | None = None, root=None) -> np.ndarray:
+    """The pipeline's image with ``loras`` (file name -> weight, or per-component weights) loaded by
+    load_lora_weights, unloaded after."""
     try:
         if loras:
             names = []
@@ -136,6 +139,16 @@ def test_lora_workflow_equals_diffusers_load_lora_weights(setup, family, layout,
     base = run_workflow(executor, lora_nodes(executor, family, None), ["decode"]).outputs["decode"]["image"].numpy()
     assert np.abs(ours - base).max() > 1e-3  # the LoRA really changes the image
     assert_unpatched(result.outputs["ckpt"]["model"].unet)
+
+
+def test_separate_unet_and_text_encoder_strengths_equal_diffusers_per_component_weights(setup):
+    root, executor = setup
+    name = FILES[("sd15", "kohya")]
+    result = run_workflow(executor, lora_nodes(executor, "sd15", name, 1.0, 0.3), ["ckpt", "lora", "decode"])
+    assert result.outputs["lora"]["clip"].patches[0].parts[0].strength == 0.3
+    expected = diffusers_image(pipeline(result.outputs["ckpt"], "sd15"), loras={name: {"unet": 1.0, "text_encoder": 0.3}},
+                               root=root)
+    assert np.abs(result.outputs["decode"]["image"].numpy() - expected).max() == 0.0
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
@@ -264,3 +277,32 @@ def test_a_file_without_lora_weights_is_refused(setup):
     save_file({"model.diffusion_model.conv_in.weight": torch.zeros(4, 4, 3, 3)}, str(root / "loras" / "not_a_lora.safetensors"))
     with pytest.raises(NodeExecutionError, match="no LoRA weights found"):
         run_workflow(executor, lora_nodes(executor, "sd15", "not_a_lora.safetensors"), ["lora"])
+
+
+def test_layouts_are_parsed_into_the_same_modules():
+    from nodes.adapters.lora import parse_lora_state_dict
+
+    down, up = torch.ones(4, 8), torch.ones(8, 4)
+    spellings = {
+        "peft": {"unet.mid_block.attentions.0.proj_in.lora_A.weight": down, "unet.mid_block.attentions.0.proj_in.lora_B.weight": up},
+        "bare peft": {"base_model.model.mid_block.attentions.0.proj_in.lora_A.weight": down,
+                      "base_model.model.mid_block.attentions.0.proj_in.lora_B.weight": up},
+        "lora.down": {"unet.mid_block.attentions.0.proj_in.lora.down.weight": down,
+                      "unet.mid_block.attentions.0.proj_in.lora.up.weight": up},
+    }
+    for name, state in spellings.items():
+        parsed = parse_lora_state_dict(state)
+        assert list(parsed.components["unet"]) == ["mid_block.attentions.0.proj_in"], name
+    processor = parse_lora_state_dict({
+        "unet.mid_block.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.down.weight": down,
+        "unet.mid_block.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.up.weight": up,
+        "text_encoder.text_model.encoder.layers.0.self_attn.to_k_lora.down.weight": down,
+        "text_encoder.text_model.encoder.layers.0.self_attn.to_k_lora.up.weight": up,
+    })
+    assert list(processor.components["unet"]) == ["mid_block.attentions.0.transformer_blocks.0.attn1.to_out.0"]
+    assert list(processor.components["text_encoder"]) == ["text_model.encoder.layers.0.self_attn.k_proj"]
+    kohya = parse_lora_state_dict({"lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight": down,
+                                   "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_up.weight": up,
+                                   "lora_te2_text_model_encoder_layers_0_mlp_fc1.alpha": torch.tensor(2.0)})
+    weights = kohya.components["text_encoder_2"]["text_model_encoder_layers_0_mlp_fc1"]
+    assert (kohya.layout, kohya.family_hint, weights.scale) == ("kohya", "sdxl", 0.5)
