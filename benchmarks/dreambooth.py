@@ -37,7 +37,7 @@ CLASS_PROMPT = "a red circle on a blue background"
 CLASS_PROMPTS = {  # prompt -> (colour, shape, background)
     CLASS_PROMPT: ("red", "circle", "blue"),
     "a red square on a blue background": ("red", "square", "blue"),
-    "a green circle on a yellow background": ("green", "circle", "yellow"),
+    "a red triangle on a blue background": ("red", "triangle", "blue"),
 }
 SAMPLER = {"steps": 20, "cfg": 6.0, "scheduler": "ddim"}
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", default="demo_shapes.safetensors", help="a name in the checkpoints folders")
     parser.add_argument("--count", type=int, default=32, help="images per prompt and model")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--class-images", type=int, default=24)
