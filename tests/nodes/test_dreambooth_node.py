@@ -112,9 +112,9 @@ def trained(setup):
     base = _run(executor, {"ckpt": checkpoint(executor, "sd15")}, ["ckpt"], output).outputs["ckpt"]
     snapshots = {"unet": _snapshot(base["model"].unet), "text": _snapshot(base["clip"].encoders[0])}
     targets = ["sample_trained", "sample_loaded", "sample_base", "train"]
-    logs: list[NodeLog] = []
+    logs: list = []
     first = _run(executor, _workflow(executor, subject, 1), targets, output,
-                 events=lambda e: logs.append(e) if isinstance(e, NodeLog) else None)
+                 events=lambda e: logs.append(e) if isinstance(e, (NodeLog, NodeProgress)) else None)
     second = _run(executor, _workflow(executor, subject, 2), targets, output)
     return base, snapshots, first, second, logs
 
@@ -126,13 +126,22 @@ def test_changing_only_the_sampler_seed_does_not_train_again(trained):
     assert {"sample_trained", "sample_loaded"} <= set(second.executed)  # the samplers did run again
 
 
+def test_every_training_step_reports_its_loss_as_progress(trained):
+    *_, events = trained
+    steps = [e for e in events if isinstance(e, NodeProgress) and e.node == "train" and e.message.startswith("loss")]
+    assert [(e.step, e.total) for e in steps] == [(i, TRAIN["steps"]) for i in range(1, TRAIN["steps"] + 1)]
+    assert all("prior" in e.message for e in steps)  # with prior preservation both halves are reported
+    losses = [float(e.message.split()[1]) for e in steps]
+    assert all(np.isfinite(losses)) and min(losses) > 0
+
+
 def test_missing_class_images_are_generated_into_the_output_folder_and_reused(setup, trained):
     _, _, subject, output = setup
     *_, logs = trained
     folder = output / "dreambooth_class" / "a_photo_of_a_dog"
     generated = sorted(p.name for p in folder.iterdir() if GENERATED.match(p.name))
     assert len(generated) == TRAIN["num_class_images"]
-    assert any("generating 2 class image(s)" in e.message for e in logs)
+    assert any(isinstance(e, NodeLog) and "generating 2 class image(s)" in e.message for e in logs)
     # a fresh executor (nothing cached) finds them and generates nothing
     fresh = make_executor(setup[0])
     again: list[NodeLog] = []
@@ -249,8 +258,10 @@ def test_mixed_sizes_are_resized_with_a_note_and_a_prompt_without_identifier_is_
     subject = _write_subject(tmp_path / "mixed", sizes=[(64, 64), (90, 40), (32, 48)])
     logs: list[NodeLog] = []
     nodes = _workflow(executor, subject, instance_prompt="a photo of a dog", class_prompt="", steps=1,
-                      lora_name="mixed")
-    _run(executor, nodes, ["train"], output, events=lambda e: logs.append(e) if isinstance(e, NodeLog) else None)
+                      lora_name="mixed", train_text_encoder=True)
+    result = _run(executor, nodes, ["train"], output,
+                  events=lambda e: logs.append(e) if isinstance(e, NodeLog) else None)
+    assert len(result.outputs["train"]["clip"].patches) == 1  # the text encoder trained too
     notes = [e.message for e in logs if e.node == "train"]
     assert any("resized to 64x64" in m and "subject_1.png (90x40)" in m and "subject_2.png (32x48)" in m
                for m in notes)
