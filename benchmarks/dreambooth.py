@@ -34,11 +34,18 @@ import numpy as np  # noqa: E402
 
 SUBJECT_PROMPT = "a red sks on a blue background"
 CLASS_PROMPT = "a red circle on a blue background"
+# The class: a ring is a circle with a hole, so the class prompt names the circle, and "prompts of the class"
+# are circle prompts. Other shapes in the subject's colours are measured too (no class images anchor them).
 CLASS_PROMPTS = {  # prompt -> (colour, shape, background)
     CLASS_PROMPT: ("red", "circle", "blue"),
+    "a blue circle on a red background": ("blue", "circle", "red"),
+    "a white circle on a blue background": ("white", "circle", "blue"),
+}
+OTHER_PROMPTS = {
     "a red square on a blue background": ("red", "square", "blue"),
     "a red triangle on a blue background": ("red", "triangle", "blue"),
 }
+LABELS = {**CLASS_PROMPTS, **OTHER_PROMPTS}
 SAMPLER = {"steps": 20, "cfg": 6.0, "scheduler": "ddim"}
 
 
@@ -62,6 +69,11 @@ def build_workflow(args: argparse.Namespace, subject: Path) -> tuple[dict, dict]
     sources = {"base": "ckpt"}
     for label, prior in (("LoRA without prior preservation", False), ("LoRA with prior preservation", True)):
         node_id = "train_prior" if prior else "train_plain"
+        if prior and args.prior_lora:  # the LoRA the demo workflow trained (same settings), read by Load LoRA
+            nodes[node_id] = n("core.LoraLoader", {"lora_name": args.prior_lora}, model=("ckpt", "model"),
+                               clip=("ckpt", "clip"))
+            sources[label] = node_id
+            continue
         nodes[node_id] = n("core.TrainLoraDreamBooth",
                            train_params(args, subject, prior, f"bench_dreambooth_{'prior' if prior else 'plain'}"),
                            model=("ckpt", "model"), clip=("ckpt", "clip"), vae=("ckpt", "vae"))
@@ -70,7 +82,7 @@ def build_workflow(args: argparse.Namespace, subject: Path) -> tuple[dict, dict]
     decodes = {}
     for m, (label, source) in enumerate(sources.items()):
         nodes[f"neg_{m}"] = n("core.CLIPTextEncode", {"text": ""}, clip=(source, "clip"))
-        for p, prompt in enumerate([SUBJECT_PROMPT, *CLASS_PROMPTS]):
+        for p, prompt in enumerate([SUBJECT_PROMPT, *LABELS]):
             nodes[f"pos_{m}_{p}"] = n("core.CLIPTextEncode", {"text": prompt}, clip=(source, "clip"))
             nodes[f"sample_{m}_{p}"] = n("core.KSampler", {"seed": 1000 + p, **SAMPLER}, model=(source, "model"),
                                          positive=(f"pos_{m}_{p}", "conditioning"),
@@ -92,12 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default="demo_shapes.safetensors", help="a name in the checkpoints folders")
     parser.add_argument("--count", type=int, default=32, help="images per prompt and model")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--class-images", type=int, default=24)
     parser.add_argument("--prior-weight", type=float, default=1.0)
+    parser.add_argument("--prior-lora", help="measure this LoRA file (trained with prior preservation by "
+                        "workflows/demo_dreambooth.json with the same settings) instead of training one")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of the first 8 images of each row")
@@ -132,30 +146,36 @@ def main(argv: list[str] | None = None) -> dict:
     sheet = []
     for (label, prompt), node_id in decodes.items():
         images = result.outputs[node_id]["image"].numpy()
-        rows.setdefault(label, {})[prompt] = score(images, CLASS_PROMPTS.get(prompt))
+        rows.setdefault(label, {})[prompt] = score(images, LABELS.get(prompt))
         sheet.append(images[:8])
 
-    prompts = [SUBJECT_PROMPT, *CLASS_PROMPTS]
-    header = ["model", f"rings for '{SUBJECT_PROMPT}'"] + [f"'{p}' correct" for p in CLASS_PROMPTS] + ["train s"]
+    prompts = [SUBJECT_PROMPT, *LABELS]
+    header = (["model", f"rings for '{SUBJECT_PROMPT}'"] + [f"class: '{p}' correct" for p in CLASS_PROMPTS]
+              + [f"other: '{p}' correct" for p in OTHER_PROMPTS] + ["train s"])
+    if args.prior_lora:
+        print(f"(the with-prior row is the LoRA file {args.prior_lora}, not trained by this run)")
     print(f"DreamBooth on {args.checkpoint}: {args.count} images per cell, {args.steps} steps, lr {args.lr}, rank "
           f"{args.rank}, batch {args.batch}, {args.class_images} class images, prior weight {args.prior_weight}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     train_nodes = {"base": None, "LoRA without prior preservation": "train_plain", "LoRA with prior preservation": "train_prior"}
     for label, scores in rows.items():
-        seconds = timings.get(train_nodes[label]) if train_nodes[label] else None
+        trained_here = train_nodes[label] and not (args.prior_lora and train_nodes[label] == "train_prior")
+        seconds = timings.get(train_nodes[label]) if trained_here else None
         cells = [f"{scores[p]:.2f}" for p in prompts] + [f"{seconds:.0f}" if seconds else "-"]
         print(f"| {label} | " + " | ".join(cells) + " |")
     base, plain, prior = (rows[k] for k in train_nodes)
-    drift = {name: max(abs(scores[p] - base[p]) for p in CLASS_PROMPTS) for name, scores in
-             (("without prior", plain), ("with prior", prior))}
+    variants = (("without prior", plain), ("with prior", prior))
+    drift = {name: max(abs(scores[p] - base[p]) for p in CLASS_PROMPTS) for name, scores in variants}
+    other = {name: max(abs(scores[p] - base[p]) for p in OTHER_PROMPTS) for name, scores in variants}
     checks = {
         "before training the subject prompt draws no ring (< 0.2)": base[SUBJECT_PROMPT] < 0.2,
         "after training it does (with prior, > 0.6)": prior[SUBJECT_PROMPT] > 0.6,
         "with prior preservation, class prompts within 10 points of the base": drift["with prior"] <= 0.10,
     }
     print(f"\nlargest change on a class prompt: without prior {drift['without prior']:.2f}, with prior "
-          f"{drift['with prior']:.2f}")
+          f"{drift['with prior']:.2f}; on another shape: without prior {other['without prior']:.2f}, with prior "
+          f"{other['with prior']:.2f}")
     for text, ok in checks.items():
         print(f"[{'x' if ok else ' '}] {text}")
     print(f"\n{time.time() - started:.0f} s in all")
