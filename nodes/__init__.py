@@ -17,4 +17,5 @@ BUILTIN_MODULES: list[str] = [
     "nodes.dit.loader_nodes",
     "nodes.dit.text_nodes",
     "nodes.dit.pixel_nodes",
+    "nodes.training.dreambooth_nodes",
 ]
