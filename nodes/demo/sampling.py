@@ -32,6 +32,34 @@ def load_components(folder: Path) -> dict:
     }
 
 
+def load_shipped() -> tuple[dict, dict[str, Path]]:
+    """The demo models shipped in nodes/models, loaded through the product's checkpoint loader
+    (nodes/sd/single_file.py: the single file, or the diffusers folder where no single file was written),
+    in float32. Returns the pipeline components and the ControlNet / T2I-Adapter folders."""
+    from nodes.demo import ship
+
+    path = ship.CHECKPOINT_FILE if ship.CHECKPOINT_FILE.exists() else ship.CHECKPOINT_FOLDER
+    if not path.exists():
+        raise FileNotFoundError(f"no shipped demo model at {ship.CHECKPOINT_FILE} or {ship.CHECKPOINT_FOLDER}")
+    try:
+        from nodes.sd.single_file import load_model
+    except ImportError:  # the product's loader is not on this branch: diffusers' own folder loader
+        load_model = None
+    if load_model is not None:
+        loaded = load_model(path, dtype=torch.float32)
+        parts = {"vae": loaded.vae.float(), "text_encoder": loaded.text_encoders[0].float(), "unet": loaded.unet,
+                 "tokenizer": loaded.tokenizers[0]}
+    else:
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline.from_pretrained(path, torch_dtype=torch.float32, local_files_only=True)
+        parts = {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "unet": pipe.unet, "tokenizer": pipe.tokenizer}
+    for module in (parts["vae"], parts["text_encoder"], parts["unet"]):
+        module.eval()
+    parts["scheduler"] = _scheduler()
+    return parts, {"controlnet": ship.CONTROLNET_DIR, "adapter": ship.ADAPTER_DIR}
+
+
 def load_pipeline(folder: Path | None, components: dict | None = None):
     from diffusers import StableDiffusionPipeline
 
