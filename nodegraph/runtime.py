@@ -6,6 +6,7 @@ Nothing here imports torch until a node asks for a device or a dtype, so the eng
 from __future__ import annotations
 
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,51 +50,93 @@ def module_nbytes(module: Any) -> int:
     )
 
 
+def _move_module(module: Any, device: str) -> None:
+    module.to(device)
+
+
 @dataclass
 class Residency:
-    """Keeps models on the compute device while they fit in ``budget_bytes``; offloads the least recently
-    used ones to the CPU when the next would not fit. ``move(module, device)`` is injectable so the policy
-    can be tested against a simulated budget on a machine without a GPU."""
+    """Which models sit on the compute device. The contract for nodes: before computing with a module
+    (a UNet, a text encoder, a VAE), call ``module = ctx.runtime.residency.load(module)``; it returns the
+    same module, now on ``device``. Loaders leave modules on the CPU; nobody else moves them.
+
+    Modules stay on the device while their sizes add up to at most ``budget_bytes`` (None: no limit); when
+    the next one would not fit, the least recently loaded are moved back to the CPU first. A module on its
+    own larger than the budget is still loaded, after everything else was offloaded. Moving changes only
+    where a shared module's tensors live, never their values, so handles that share it stay valid.
+    Entries are weak: a module that nothing else references any more (its cache entry was evicted) is
+    forgotten, and its device memory goes with it. ``move(module, device)`` is injectable so that the
+    policy can be tested against a simulated budget on a machine without a GPU.
+    """
 
     device: str
     budget_bytes: int | None = None
-    move: Callable[[Any, str], None] = field(default=lambda module, device: module.to(device))
-    _resident: OrderedDict[int, tuple[Any, int]] = field(default_factory=OrderedDict)
+    move: Callable[[Any, str], None] = _move_module
+    _resident: OrderedDict[int, tuple[weakref.ref, int]] = field(default_factory=OrderedDict)
 
     @property
     def resident_bytes(self) -> int:
         return sum(size for _, size in self._resident.values())
 
+    @property
+    def on_device(self) -> bool:
+        return not self.device.startswith("cpu")
+
     def is_resident(self, module: Any) -> bool:
-        return id(module) in self._resident
+        entry = self._resident.get(id(module))
+        return entry is not None and entry[0]() is module
+
+    def resident(self) -> list[Any]:
+        """The resident modules, least recently loaded first."""
+        return [m for m in (ref() for ref, _ in self._resident.values()) if m is not None]
 
     def load(self, module: Any, nbytes: int | None = None) -> Any:
         """Make ``module`` resident on the device, offloading others first if the budget needs it."""
         key = id(module)
-        if key in self._resident:
+        if self.is_resident(module):
             self._resident.move_to_end(key)
             return module
+        self._resident.pop(key, None)  # a dead module's id reused by a new one
         size = module_nbytes(module) if nbytes is None else nbytes
         if self.budget_bytes is not None:
             while self._resident and self.resident_bytes + size > self.budget_bytes:
                 _, (victim, _) = self._resident.popitem(last=False)
-                self.move(victim, "cpu")
-        if not self.device.startswith("cpu"):
-            self.move(module, self.device)
-        self._resident[key] = (module, size)
+                self._move(victim(), "cpu")
+        self._move(module, self.device)
+        self._resident[key] = (weakref.ref(module, lambda _ref, key=key: self._forget(key, _ref)), size)
         return module
+
+    def offload(self, module: Any) -> None:
+        """Move one module back to the CPU (if it was resident)."""
+        if self.is_resident(module):
+            del self._resident[id(module)]
+            self._move(module, "cpu")
 
     def offload_all(self) -> None:
         while self._resident:
             _, (victim, _) = self._resident.popitem(last=False)
-            if not self.device.startswith("cpu"):
-                self.move(victim, "cpu")
+            self._move(victim(), "cpu")
+
+    def _move(self, module: Any, device: str) -> None:
+        if module is not None and self.on_device:
+            self.move(module, device)
+
+    def _forget(self, key: int, ref: weakref.ref) -> None:
+        entry = self._resident.get(key)
+        if entry is not None and entry[0] is ref:
+            del self._resident[key]
 
 
 class Runtime:
     """Device, dtype and residency for one process. Created cheaply; resolves the device on first use."""
 
-    def __init__(self, device: str | None = None, precision: str = "auto", budget_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        precision: str = "auto",
+        budget_bytes: int | None = None,
+        move: Callable[[Any, str], None] | None = None,
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, found {precision!r}")
         self._requested_device = device
@@ -101,6 +144,7 @@ class Runtime:
         self._budget = budget_bytes
         self._device: str | None = None
         self._residency: Residency | None = None
+        self._move = move
 
     @property
     def device(self) -> str:
@@ -125,5 +169,5 @@ class Runtime:
 
                 free, _total = torch.cuda.mem_get_info()
                 budget = int(free * 0.8)
-            self._residency = Residency(self.device, budget)
+            self._residency = Residency(self.device, budget, self._move or _move_module)
         return self._residency

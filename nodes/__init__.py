@@ -3,4 +3,15 @@ heavy libraries are imported inside the node functions."""
 
 BUILTIN_MODULES: list[str] = [
     "nodes.primitives",
+    "nodes.image.io",
+    "nodes.image.ops",
+    "nodes.image.preprocess",
+    "nodes.latent.latent_ops",
+    "nodes.latent.vae_nodes",
+    "nodes.sd.loaders",
+    "nodes.sd.text_nodes",
+    "nodes.sd.sampler_nodes",
+    "nodes.adapters.lora_nodes",
+    "nodes.adapters.guidance_nodes",
+    "nodes.adapters.control_nodes",
 ]

@@ -1,0 +1,162 @@
+"""Load Image, Save Image and Preview Image: the nodes where pictures enter and leave a workflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nodegraph.context import NodeContext
+from nodegraph.errors import NodeInputError
+from nodegraph.node import Input, Output, node
+from nodegraph.params import ImageFile, String
+from nodegraph.png_meta import WORKFLOW_KEY
+from nodegraph.types import IMAGE, INT, MASK, STRING
+
+PARAMS_KEY = "nodegraph.params"
+A1111_KEY = "parameters"
+PREVIEW_FOLDER = "nodegraph-preview"
+
+
+@node(
+    "core.LoadImage", name="Load Image", category="image",
+    description=(
+        "Reads a PNG, JPEG or WebP file (any format Pillow reads), turned upright by its EXIF orientation. "
+        "The mask output is 1 where the image is transparent and 0 where it is opaque (ComfyUI's "
+        "convention, so a transparent area marks what to repaint); images without alpha give an empty mask."
+    ),
+    params=[ImageFile("path", "", help="The image file to read.")],
+    outputs=[Output("image", IMAGE), Output("mask", MASK), Output("width", INT), Output("height", INT)],
+)
+def load_image(ctx: NodeContext, path: str) -> dict[str, Any]:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from nodes.image.convert import pil_to_tensors
+
+    if not path:
+        raise NodeInputError("no image file chosen", "path")
+    file = Path(path)
+    if not file.exists():
+        raise NodeInputError(f"image file not found: {path}", "path")
+    if file.is_dir():
+        raise NodeInputError(f"{path} is a folder, not an image file", "path")
+    try:
+        with Image.open(file) as opened:
+            frames = getattr(opened, "n_frames", 1)
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+    except UnidentifiedImageError:
+        raise NodeInputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, WebP, ...)", "path") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise NodeInputError(f"{path} could not be decoded as an image: {exc}", "path") from None
+    if frames > 1:
+        ctx.warn(f"{file.name} has {frames} frames; only the first is used")
+    image, mask = pil_to_tensors(upright)
+    return {"image": image, "mask": mask, "width": int(image.shape[2]), "height": int(image.shape[1])}
+
+
+def _output_folder_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
+    # The output folder is an external input: saving to another folder must write again, not hit the cache.
+    return str(Path(ctx.output_dir).resolve())
+
+
+@node(
+    "core.SaveImage", name="Save Image", category="image", output_node=True,
+    description=(
+        "Saves each image as a PNG in the output folder, named <prefix>_00001.png, <prefix>_00002.png, ... "
+        "Existing files are never replaced. The PNG carries the workflow (open the image to reopen the "
+        "workflow), every node's parameters, and an A1111-style 'parameters' text."
+    ),
+    inputs=[Input("images", IMAGE, help="The images to save.")],
+    params=[
+        String(
+            "filename_prefix", "nodegraph",
+            help="File name start, relative to the output folder; may name subfolders ('portraits/cat').",
+        )
+    ],
+    outputs=[Output("paths", STRING, help="The files written, one per line.")],
+    fingerprint=_output_folder_fingerprint,
+)
+def save_image(ctx: NodeContext, images: Any, filename_prefix: str) -> str:
+    from nodes.image.convert import check_image, tensor_to_pils
+    from nodes.image.output_files import next_number, resolve_prefix, write_new_file
+
+    images = check_image(images, "images")
+    folder, stem = resolve_prefix(Path(ctx.output_dir), filename_prefix)
+    text = _metadata(ctx, width=int(images.shape[2]), height=int(images.shape[1]))
+    pils = tensor_to_pils(images)
+    number = next_number(folder, stem)
+    written: list[Path] = []
+    for index, pil in enumerate(pils):
+        ctx.progress(index, len(pils))
+        target = write_new_file(folder, stem, _png_bytes(pil, text), number)
+        number = int(target.stem.rsplit("_", 1)[-1]) + 1
+        written.append(target)
+    ctx.progress(len(pils), len(pils))
+    return "\n".join(str(p) for p in written)
+
+
+def _metadata(ctx: NodeContext, width: int, height: int) -> dict[str, str]:
+    """The text chunks: workflow JSON, resolved parameters and A1111 parameters (when there is a sampler)."""
+    from nodegraph.registry import default_registry
+    from nodes.image.metadata import a1111_parameters, resolved_params
+
+    doc = ctx.workflow
+    if not isinstance(doc, dict):
+        return {}
+    registry = default_registry()
+    chunks = {WORKFLOW_KEY: json.dumps(doc, ensure_ascii=False)}
+    params = resolved_params(doc, registry)
+    params[ctx.node_id] = dict(ctx.params)
+    chunks[PARAMS_KEY] = json.dumps(params, ensure_ascii=False, default=repr)
+    try:
+        parameters = a1111_parameters(doc, registry, ctx.node_id, width, height)
+    except Exception as exc:  # best effort: an odd workflow must not stop the image from being saved
+        ctx.warn(f"could not write the A1111 parameters text: {exc}")
+        parameters = None
+    if parameters:
+        chunks[A1111_KEY] = parameters
+    return chunks
+
+
+def _png_bytes(pil: Any, text: dict[str, str]) -> bytes:
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text.items():
+        if key == A1111_KEY:
+            info.add_text(key, value)  # plain tEXt where possible: what A1111-reading tools expect
+        else:
+            info.add_itxt(key, value, zip=True)  # UTF-8 and compressed: workflows can be long and non-Latin
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", pnginfo=info, compress_level=4)
+    return buffer.getvalue()
+
+
+@node(
+    "core.PreviewImage", name="Preview Image", category="image", output_node=True,
+    description=(
+        "Shows the images in the editor without saving them to the output folder. Temporary PNG copies go to "
+        "the system's temporary folder (nodegraph-preview) so viewers outside the editor can open them."
+    ),
+    inputs=[Input("images", IMAGE, help="The images to show.")],
+    outputs=[Output("images", IMAGE), Output("paths", STRING, help="The temporary files, one per line.")],
+)
+def preview_image(ctx: NodeContext, images: Any) -> dict[str, Any]:
+    from nodes.image.convert import check_image, tensor_to_pils
+
+    images = check_image(images, "images")
+    folder = Path(tempfile.gettempdir()) / PREVIEW_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for pil in tensor_to_pils(images):
+        fd, name = tempfile.mkstemp(dir=folder, prefix=re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.node_id) + "_", suffix=".png")
+        with os.fdopen(fd, "wb") as handle:
+            pil.save(handle, format="PNG", compress_level=1)
+        paths.append(name)
+    return {"images": images, "paths": "\n".join(paths)}

@@ -1,0 +1,78 @@
+"""The shipped SD workflows validate against the registry and run end to end when pointed at tiny models
+(model names, sizes and step counts swapped for small ones; the graph itself is the shipped one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nodegraph.context import RunSettings
+from nodegraph.graph import validate
+from nodegraph.registry import default_registry
+from nodegraph.workflow import parse_workflow
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+NAMES = ["sd15_txt2img", "sd15_img2img", "sdxl_txt2img", "sdxl_base_refiner"]
+TINY = {
+    "v1-5-pruned-emaonly.safetensors": "tiny_sd15.safetensors",
+    "sd_xl_base_1.0.safetensors": "tiny_sdxl.safetensors",
+    "sd_xl_refiner_1.0.safetensors": "tiny_refiner.safetensors",
+}
+
+
+def load(name: str) -> dict:
+    return json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_workflow_validates_and_names_models_by_file_name(name):
+    doc = load(name)
+    assert validate(parse_workflow(doc, default_registry()), default_registry()) == []
+    loaders = [n for n in doc["nodes"].values() if n["type"] == "core.CheckpointLoader"]
+    assert loaders and all(n["params"]["ckpt_name"] in TINY for n in loaders)
+
+
+def shrink(doc: dict, image_path: Path) -> dict:
+    """Point the workflow at the tiny models and make it small: 32 px, 2 steps (4 for the hand-off)."""
+    for node in doc["nodes"].values():
+        params = node.get("params", {})
+        if node["type"] == "core.CheckpointLoader":
+            params["ckpt_name"] = TINY[params["ckpt_name"]]
+        elif node["type"] == "core.EmptyLatentImage":
+            params.update(width=32, height=32)
+        elif node["type"] == "core.LoadImage":
+            params["path"] = str(image_path)
+        elif node["type"] == "core.KSampler":
+            params["steps"] = 2
+        elif node["type"] == "core.KSamplerAdvanced":
+            # keep the hand-off proportion of the shipped file (32 of 40 steps -> 3 of 4)
+            params["steps"] = 4
+            for key in ("start_at_step", "end_at_step"):
+                if params[key] not in (0, 10000):
+                    params[key] = 3
+    return doc
+
+
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory):
+    from tests.nodes.sd_workflow_helpers import make_executor, make_models_root
+
+    return make_executor(make_models_root(tmp_path_factory.mktemp("models")))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_workflow_runs_on_tiny_models_and_saves_an_image(executor, name, tmp_path):
+    from PIL import Image
+
+    if executor.registry.get("core.CheckpointLoader") is None:
+        pytest.skip("core.CheckpointLoader is not available")
+    image_path = tmp_path / "input.png"
+    Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(image_path)
+    doc = shrink(load(name), image_path)
+    result = executor.run(parse_workflow(doc, executor.registry), settings=RunSettings(output_dir=tmp_path / "out"))
+    (paths,) = [out["paths"] for out in result.outputs.values()]
+    saved = Path(paths.splitlines()[0])
+    assert saved.is_file() and Image.open(saved).size == (32, 32)
