@@ -144,7 +144,8 @@ def train_vae(out: Path, steps: int, batch: int, lr: float, resume: bool, seed: 
     save_vae(out, vae, seed)
 
 
-def train_decoder(out: Path, steps: int, batch: int, lr: float, resume: bool, seed: int = 0) -> None:
+def train_decoder(out: Path, steps: int, batch: int, lr: float, resume: bool, seed: int = 0,
+                  latent_noise: float = 1.0) -> None:
     """Fine-tune the VAE decoder alone, encoder frozen: the cached latents stay valid, so this can run alongside
     the UNet's training."""
     from diffusers import AutoencoderKL
@@ -165,7 +166,10 @@ def train_decoder(out: Path, steps: int, batch: int, lr: float, resume: bool, se
         run.set_lr()
         x = images_to_tensor(dataset.batch_arrays(batch, seed=seed + 3000, start=run.step * batch)[0])
         with torch.no_grad():
-            z = vae.encode(x).latent_dist.sample()
+            posterior = vae.encode(x).latent_dist
+            # latent_noise < 1 narrows the posterior noise: colours whose posterior means lie closer than its
+            # std (black / green foregrounds of the shipped encoder) can then still be told apart.
+            z = posterior.mean + latent_noise * posterior.std * torch.randn_like(posterior.std)
         recon = vae.decode(z).sample
         loss = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x)
         optimizer.zero_grad(set_to_none=True)
@@ -459,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on shared cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=EVAL_EVERY, help="steps between saves + sampled scores")
+    parser.add_argument("--latent-noise", type=float, default=1.0,
+                        help="decoder: scale of the posterior noise on its training latents")
     parser.add_argument("--pool", type=int, default=LATENT_POOL, help="training images whose latents are cached")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -476,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     for name in components:
         start = time.time()
+        extra = {"latent_noise": args.latent_noise} if name == "decoder" else {}
         trainers[name](
             args.out,
             steps=args.steps or DEFAULT_STEPS[name],
@@ -483,6 +490,7 @@ def main(argv: list[str] | None = None) -> None:
             lr=args.lr or DEFAULT_LR[name],
             resume=args.resume,
             seed=args.seed,
+            **extra,
         )
         print(f"[{name}] finished in {time.time() - start:.0f} s this session")
 
