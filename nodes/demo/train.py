@@ -1,12 +1,22 @@
 """Train the demo model family on the procedural shapes dataset, on CPU.
 
-    python -m nodes.demo.train --component vae|unet|controlnet|adapter|all --out DIR [--resume] [--steps N]
+    python -m nodes.demo.train --component vae|decoder|unet|controlnet|adapter|all --out DIR [--resume] [--steps N]
 
-Order matters: the VAE first (it bounds every score), then its latents are cached once (encoder frozen) and
-the UNet is trained jointly with the CLIP text encoder, then the ControlNet and the T2I-Adapter on the shape
-mask with the base frozen. ``all`` runs the four in that order. Each component writes to DIR:
-``<name>/`` (diffusers format), ``<name>_ckpt.pt`` (resumable state, loaded with weights_only=True) and
-``<name>_loss.csv``. Progress is shown with tqdm.
+Order matters: the VAE first (it bounds every score); then its encoder is frozen and the latents are cached
+once, so the decoder fine-tune (``decoder``) and the UNet (trained jointly with the CLIP text encoder) can run
+at the same time in two processes; then the ControlNet and the T2I-Adapter on the shape mask, base frozen
+(also in parallel). ``all`` runs the five in that order in one process. Each component writes to DIR:
+``<name>/`` (diffusers format; the UNet and text encoder as EMA weights), ``<name>_ckpt.pt`` (resumable
+state, loaded with weights_only=True), ``<name>_loss.csv`` and, for the UNet / ControlNet / adapter,
+``<name>_eval.csv`` (measured accuracy of a few samples every --eval-every steps). Progress: tqdm.
+``python -m nodes.demo.ship --from DIR`` then writes the shipped files.
+
+How the shipped models were made (2 shared CPU cores, 1 thread per process, --out .work):
+  vae         --batch 16, stopped at step 600 (planned 2500) and saved with --resume --steps 600
+  unet        --steps 3500 --batch 32 --eval-every 250, then --resume --steps 5000
+  decoder     --steps 3000, --resume --steps 5000, --resume --steps 6000 (alongside the UNet), then
+              --resume --steps 7000 --latent-noise 0.3
+  controlnet  --steps 1500 --batch 32;  adapter  --steps 1500 --batch 32 (in parallel)
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from tqdm import tqdm
 
 from nodes.demo import dataset, models
 
-DEFAULT_STEPS = {"vae": 1500, "decoder": 1500, "unet": 6000, "controlnet": 1500, "adapter": 1500}
+DEFAULT_STEPS = {"vae": 600, "decoder": 6000, "unet": 5000, "controlnet": 1500, "adapter": 1500}
 DEFAULT_BATCH = {"vae": 16, "decoder": 16, "unet": 64, "controlnet": 32, "adapter": 32}
 DEFAULT_LR = {"vae": 2e-3, "decoder": 5e-4, "unet": 1e-3, "controlnet": 1e-3, "adapter": 1e-3}
 LATENT_POOL = 8192
@@ -472,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["DEMO_LATENT_POOL"] = str(args.pool)
     globals()["EVAL_EVERY"] = args.eval_every
     args.out.mkdir(parents=True, exist_ok=True)
-    components = ["vae", "unet", "controlnet", "adapter"] if args.component == "all" else [args.component]
+    components = ["vae", "decoder", "unet", "controlnet", "adapter"] if args.component == "all" else [args.component]
     trainers = {
         "vae": train_vae,
         "decoder": train_decoder,
