@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_dit import write_pixart
-from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, run
+from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401 (one_thread: autouse)
 
 diffusers = pytest.importorskip("diffusers")
 
