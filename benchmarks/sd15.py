@@ -28,6 +28,7 @@ import argparse
 import gc
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="reuse a checkpoint this script built before instead of building one")
     args = parser.parse_args(argv)
+    # a terminated run still removes its temporary checkpoint (4 GB): exit through the context managers
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     import torch
 
