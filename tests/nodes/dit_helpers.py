@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from nodegraph.executor import Executor, RunResult
@@ -17,6 +18,17 @@ from nodegraph.workflow import parse_workflow
 
 TOL = 1e-5  # max abs difference on 0..1 images, as the Stable Diffusion parity tests
 PROMPT = "A photo of an astronaut riding a horse on the moon"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These tiny models run on one thread: on the shared 2-core machines two OpenMP threads spin against the
+    other processes (a tiny IF UNet step measured 0.05 s on one thread, 0.8-1.0 s on two). Import this fixture
+    into a test module to use it there; the previous count is restored after the module."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def make_executor(models_root: Path) -> Executor:

@@ -10,7 +10,7 @@ import pytest
 
 from nodegraph.errors import NodeExecutionError, NodeInputError
 from tests.fixtures.tiny_dit import write_if_stage_1
-from tests.nodes.dit_helpers import make_executor, n, run
+from tests.nodes.dit_helpers import make_executor, n, one_thread, run  # noqa: F401 (one_thread: autouse)
 
 pytest.importorskip("diffusers")
 

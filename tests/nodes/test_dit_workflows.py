@@ -11,7 +11,7 @@ import pytest
 from nodegraph.context import RunSettings
 from nodegraph.workflow import parse_workflow
 from tests.fixtures.tiny_dit import write_hunyuan, write_if_stage_1, write_if_stage_2, write_pixart
-from tests.nodes.dit_helpers import make_executor
+from tests.nodes.dit_helpers import make_executor, one_thread  # noqa: F401 (one_thread: autouse)
 
 pytest.importorskip("diffusers")
 

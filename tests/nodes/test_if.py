@@ -15,7 +15,7 @@ import torch
 
 from nodegraph.errors import NodeExecutionError
 from tests.fixtures.tiny_dit import if_scheduler, write_if_stage_1, write_if_stage_2
-from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, run
+from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401 (one_thread: autouse)
 
 diffusers = pytest.importorskip("diffusers")
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.fixtures.tiny_dit import write_pixart
-from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, run
+from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401 (one_thread: autouse)
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -24,12 +24,13 @@ def executor(tmp_path_factory):
     return make_executor(root)
 
 
-def txt2img(*, width: int, height: int, steps: int, cfg: float, seed: int, scheduler: str, negative: str = "") -> dict:
+def txt2img(*, width: int, height: int, steps: int, cfg: float, seed: int, scheduler: str, negative: str = "",
+            batch: int = 1) -> dict:
     return {
         "load": n("core.DiffusersModelLoader", {"model_name": "tiny-pixart"}),
         "pos": n("core.T5TextEncode", {"text": PROMPT}, clip=("load", "clip")),
         "neg": n("core.T5TextEncode", {"text": negative}, clip=("load", "clip")),
-        "empty": n("core.EmptyLatentImage", {"width": width, "height": height, "batch_size": 1}),
+        "empty": n("core.EmptyLatentImage", {"width": width, "height": height, "batch_size": batch}),
         "sampler": n("core.KSampler", {"seed": seed, "steps": steps, "cfg": cfg, "scheduler": scheduler},
                      model=("load", "model"), positive=("pos", "conditioning"), negative=("neg", "conditioning"),
                      latent_image=("empty", "latent")),
@@ -45,12 +46,14 @@ def pipeline(outputs: dict, scheduler_cls):
     )
 
 
-@pytest.mark.parametrize(("scheduler", "cls"), [("dpmpp_2m", "DPMSolverMultistepScheduler"), ("ddim", "DDIMScheduler")])
-def test_pixart_txt2img_equals_pixart_alpha_pipeline(executor, scheduler, cls):
-    nodes = txt2img(width=64, height=48, steps=3, cfg=4.5, seed=11, scheduler=scheduler, negative="blurry")
+@pytest.mark.parametrize(("scheduler", "cls", "batch"),
+                         [("dpmpp_2m", "DPMSolverMultistepScheduler", 1), ("ddim", "DDIMScheduler", 2)])
+def test_pixart_txt2img_equals_pixart_alpha_pipeline(executor, scheduler, cls, batch):
+    nodes = txt2img(width=64, height=48, steps=3, cfg=4.5, seed=11, scheduler=scheduler, negative="blurry", batch=batch)
     result = run(executor, nodes, ["load", "decode"])
     expected = pipeline(result.outputs["load"], getattr(diffusers, cls))(
         PROMPT, negative_prompt="blurry", height=48, width=64, num_inference_steps=3, guidance_scale=4.5,
+        num_images_per_prompt=batch,
         generator=torch.Generator("cpu").manual_seed(11), output_type="np", use_resolution_binning=False,
         clean_caption=False,
     ).images
