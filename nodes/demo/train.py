@@ -371,7 +371,7 @@ def quick_eval(out: Path, per_split: int = 24) -> str:
     parts = []
     for split in ("train", "heldout"):
         _, _, prompts, labels = dataset.batch_arrays(per_split, seed=777, split=split)
-        images = sampling.txt2img(pipe, prompts, seed=0, steps=20, cfg=6.0)
+        images = sampling.txt2img(pipe, prompts, seed=0, steps=20)
         acc = sampling.accuracy(images, labels)
         parts.append(f"{split} colour {acc[0]:.2f} shape {acc[1]:.2f} bg {acc[2]:.2f}")
     return " | ".join(parts)
@@ -454,7 +454,7 @@ def quick_control_eval(out: Path, kind: str, count: int = 16) -> str:
 
     pipe = sampling.load_control_pipeline(out, kind)
     _, masks, prompts, labels = dataset.batch_arrays(count, seed=778)
-    images = sampling.controlled(pipe, prompts, masks, seed=0, steps=20, cfg=6.0)
+    images = sampling.controlled(pipe, prompts, masks, seed=0, steps=20)
     acc = sampling.accuracy(images, labels)
     return f"iou {sampling.mean_iou(images, masks):.3f} colour {acc[0]:.2f} shape {acc[1]:.2f} bg {acc[2]:.2f}"
 
