@@ -14,8 +14,8 @@ state, loaded with weights_only=True), ``<name>_loss.csv`` and, for the UNet / C
 How the shipped models were made (2 shared CPU cores, 1 thread per process, --out .work):
   vae         --batch 16, stopped at step 600 (planned 2500) and saved with --resume --steps 600
   unet        --steps 3500 --batch 32 --eval-every 250, then --resume --steps 5000
-  decoder     --steps 3000, --resume --steps 5000, --resume --steps 6000 (alongside the UNet), then
-              --resume --steps 7000 --latent-noise 0.3
+  decoder     --steps 3000, --resume --steps 5000 (alongside the UNet), --resume --steps 6000 (shipped);
+              a further --resume --steps 7000 --latent-noise 0.3 scored the same within noise: not shipped
   controlnet  --steps 1500 --batch 32;  adapter  --steps 1500 --batch 32 (in parallel)
 """
 
