@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     source.add_argument("--shipped", action="store_true", help="the model files shipped in nodes/models")
     parser.add_argument("--count", type=int, default=48, help="images per row of the table")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=6.0)
+    parser.add_argument("--cfg", type=float, default=sampling.DEFAULT_CFG)
     parser.add_argument("--sheet", type=Path, default=ROOT / "docs" / "demo_contact_sheet.png")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
