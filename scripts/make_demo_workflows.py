@@ -16,7 +16,7 @@ from nodegraph.workflow import save_workflow
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 REGISTRY = default_registry()
-SAMPLING = {"seed": 1, "steps": 20, "cfg": 6.0, "scheduler": "ddim"}
+SAMPLING = {"seed": 1, "steps": 20, "cfg": 3.0, "scheduler": "ddim"}  # CFG 3 scored best on the demo model
 
 
 class Builder:
