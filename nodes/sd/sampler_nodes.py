@@ -38,6 +38,7 @@ def _run(
     cfg: float, guidance_rescale: float, scheduler: str, denoise: float = 1.0, start_step: int = 0,
     end_step: int | None = None, add_noise: bool = True, return_leftover_noise: bool = True,
 ) -> dict[str, Any]:
+    from nodegraph.runtime import cpu_threads_for, module_nbytes
     from nodes.adapters.residuals import prepare_residual_sources
     from nodes.sampling.denoiser import UNetDenoiser
     from nodes.sampling.guidance import build_chain
@@ -83,7 +84,7 @@ def _run(
     # ControlNet / T2I-Adapter sources on the conditioning: family check, device, notes on resized images
     prepare_residual_sources(ctx, model, (*positive, *negative), tuple(samples.shape))
     try:
-        with patches_applied(unet, model.patches):
+        with patches_applied(unet, model.patches), cpu_threads_for(device, module_nbytes(unet)):
             result = sample(
                 denoiser, sched, samples, positive, negative,
                 seed=seed, span=span, chain=chain, cfg_scale=cfg, add_noise=add_noise,
