@@ -24,7 +24,7 @@ class Builder:
         self.graph = Graph(meta={"title": title})
 
     def add(self, node_id: str, node_type: str, column: int, row: int, inputs: dict | None = None, **params) -> str:
-        self.graph.add_node(REGISTRY, node_type, node_id, params, layout={"x": column * 330, "y": row * 190})
+        self.graph.add_node(REGISTRY, node_type, node_id, params, layout={"x": column * 540, "y": row * 300})
         for name, (source, output) in (inputs or {}).items():
             self.graph.connect(REGISTRY, source, output, node_id, name)
         return node_id
