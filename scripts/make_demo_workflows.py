@@ -55,11 +55,11 @@ def main() -> None:
     b.base("a red circle on a blue background")
     b.finish("txt2img", conditioning(), "txt2img", column=2)
 
-    b = Builder("Image to image: recolour a picture, keeping its layout")
-    b.base("a green square on a white background", latent=False)
+    b = Builder("Image to image: turn the square into a circle, keeping place and colours")
+    b.base("a yellow circle on a purple background", latent=False)
     b.add("image", "core.LoadImage", 0, 2, path="examples/images/demo_yellow_square.png")
     b.add("latent", "core.VAEEncode", 1, 2, {"pixels": ("image", "image"), "vae": ("checkpoint", "vae")})
-    b.finish("demo_img2img", conditioning(), "demo_img2img", column=2, denoise=0.7)
+    b.finish("demo_img2img", conditioning(), "demo_img2img", column=2, denoise=0.6)
 
     b = Builder("ControlNet: the mask decides where and what shape, the prompt the colours")
     b.base("an orange triangle on a black background")
