@@ -128,7 +128,8 @@ def tokenize_weighted(tokenizer: Any, prompt: str) -> TokenChunks:
             groups.append([])
             continue
         text, weight = piece  # type: ignore[misc]
-        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        # tokenize + convert: the same ids as tokenizer(text) without the frame, and no "longer than 77" warning
+        ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
         groups[-1].extend((token, weight) for token in ids)
 
     ids_out: list[tuple[int, ...]] = []

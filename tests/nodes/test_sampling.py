@@ -285,12 +285,12 @@ def test_sd15_conditioning_into_an_sdxl_model_is_a_clear_error(executor):
     assert info.value.node_id == "sampler"
 
 
-def test_a_latent_with_the_wrong_channel_count_is_a_clear_error(executor, sd15):
+def test_a_latent_with_the_wrong_channel_count_is_a_clear_error(sd15):
     from nodegraph.errors import NodeInputError
+    from nodes.sd.handles import ModelHandle
     from nodes.sd.sampler_nodes import ksampler
-    from tests.nodes.sd_workflow_helpers import _tiny_checkpoint
 
-    model = _tiny_checkpoint.fn(None, "tiny_sd15.safetensors")[0]
+    model = ModelHandle(sd15.unet, "sd15", sd15.scheduler_config, sd15.prediction_type)
     cond = (ConditioningEntry(torch.zeros(1, 77, 32)),)
     from tests.nodes.test_text_encode import _ctx
 

@@ -67,8 +67,6 @@ def executor(tmp_path_factory):
 def test_shipped_workflow_runs_on_tiny_models_and_saves_an_image(executor, name, tmp_path):
     from PIL import Image
 
-    if executor.registry.get("core.CheckpointLoader") is None:
-        pytest.skip("core.CheckpointLoader is not available")
     image_path = tmp_path / "input.png"
     Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(image_path)
     doc = shrink(load(name), image_path)

@@ -1,0 +1,122 @@
+"""Quality of the demo model family, by measurement (issue 6).
+
+    python benchmarks/quality.py [--models DIR | --shipped] [--count N] [--sheet docs/demo_contact_sheet.png]
+
+Rows: the VAE's own reconstructions of dataset images (the ceiling), txt2img on training combinations and on
+held-out combinations (colour / shape / background accuracy), and the ControlNet and T2I-Adapter on shape
+masks (IoU between the control mask and the drawn shape). Every image is classified by nodes/demo/measure.py.
+It also writes a contact sheet of samples. Seeds are fixed: two runs print the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nodes.demo import dataset, sampling  # noqa: E402
+
+GOALS = {
+    "VAE reconstructions": (0.98, 0.98, 0.98),
+    "txt2img, training combinations": (0.90, 0.80, 0.90),
+    "txt2img, held-out combinations": (0.80, 0.70, 0.80),
+}
+IOU_GOALS = {"ControlNet": 0.7, "T2I-Adapter": 0.6}
+
+
+@torch.no_grad()
+def vae_reconstructions(vae, count: int) -> tuple[np.ndarray, list]:
+    images, _, _, labels = dataset.batch_arrays(count, seed=4242)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    recon = vae.decode(vae.encode(x).latent_dist.mode()).sample
+    return ((recon.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy(), labels
+
+
+def _row(name: str, acc, n: int, goal=None) -> str:
+    cells = " | ".join(f"{a:.2f}" + (f" (goal {g:.2f})" if goal else "") for a, g in zip(acc, goal or acc))
+    return f"| {name} | {n} | {cells} |"
+
+
+def _sheet(rows: list[np.ndarray], path: Path, scale: int = 2) -> None:
+    from PIL import Image
+
+    width = max(len(r) for r in rows)
+    grid = np.ones((len(rows) * 64, width * 64, 3), dtype=np.float32)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            grid[i * 64 : (i + 1) * 64, j * 64 : (j + 1) * 64] = img
+    picture = Image.fromarray(np.rint(grid * 255).astype(np.uint8))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--models", type=Path, default=ROOT / ".work", help="folder of diffusers components")
+    source.add_argument("--shipped", action="store_true", help="the model files shipped in nodes/models")
+    parser.add_argument("--count", type=int, default=48, help="images per row of the table")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=sampling.DEFAULT_CFG)
+    parser.add_argument("--sheet", type=Path, default=ROOT / "docs" / "demo_contact_sheet.png")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.time()
+
+    if args.shipped:
+        components, control_dirs = sampling.load_shipped()
+    else:
+        components = sampling.load_components(args.models)
+        control_dirs = {k: args.models / k for k in ("controlnet", "adapter")}
+    pipe = sampling.load_pipeline(None, components)
+
+    lines = ["| images | n | colour | shape | background |", "|---|---|---|---|---|"]
+    recon, labels = vae_reconstructions(components["vae"], args.count)
+    lines.append(_row("VAE reconstructions", sampling.accuracy(recon, labels), args.count, GOALS["VAE reconstructions"]))
+
+    sheet_rows = [recon[:12]]
+    for split, name in (("train", "txt2img, training combinations"), ("heldout", "txt2img, held-out combinations")):
+        _, _, prompts, labels = dataset.batch_arrays(args.count, seed=31337, split=split)
+        images = sampling.txt2img(pipe, prompts, seed=0, steps=args.steps, cfg=args.cfg)
+        lines.append(_row(name, sampling.accuracy(images, labels), args.count, GOALS[name]))
+        sheet_rows.append(images[:12])
+
+    iou_lines = ["| control | n | IoU | colour | shape | background |", "|---|---|---|---|---|---|"]
+    _, masks, prompts, labels = dataset.batch_arrays(args.count, seed=2718)
+    sheet_rows.append(np.repeat(masks[:12, :, :, None], 3, axis=-1))
+    for kind, name in (("controlnet", "ControlNet"), ("adapter", "T2I-Adapter")):
+        if not (control_dirs.get(kind) and Path(control_dirs[kind], "config.json").exists()):
+            iou_lines.append(f"| {name} | - | not trained | | | |")
+            continue
+        cpipe = sampling.load_control_pipeline(None, kind, components, control_dirs[kind])
+        images = sampling.controlled(cpipe, prompts, masks, seed=0, steps=args.steps, cfg=args.cfg)
+        acc = sampling.accuracy(images, labels)
+        iou = sampling.mean_iou(images, masks)
+        iou_lines.append(f"| {name} | {args.count} | {iou:.3f} (goal {IOU_GOALS[name]}) | "
+                         f"{acc[0]:.2f} | {acc[1]:.2f} | {acc[2]:.2f} |")
+        sheet_rows.append(images[:12])
+
+    print("\n".join(lines))
+    print()
+    print("\n".join(iou_lines))
+    print(f"\nDDIM {args.steps} steps, CFG {args.cfg}, fixed seeds; chance: colour 0.125, shape 0.33, background "
+          f"0.125. Dynamic thresholding: not measured here (guidance lives on another branch). "
+          f"{time.time() - start:.0f} s.")
+    _sheet(sheet_rows, args.sheet)
+    print(f"contact sheet (rows: VAE reconstructions, training prompts, held-out prompts, control masks, "
+          f"ControlNet, T2I-Adapter): {args.sheet}")
+
+
+if __name__ == "__main__":
+    main()
