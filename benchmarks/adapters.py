@@ -12,7 +12,8 @@ What it measures (issue 4, "What must be shown"):
 2. the LoRA strength-change re-run: the LoRA loader's work when only a strength changes (the parsed file
    comes from the cache: matching and patch building) plus putting the patch into the UNet and taking it
    out again around a sampling run, for a rank-16 LoRA on every attention projection (kohya layout); the
-   first load (reading the file) is reported next to it.
+   first load (reading the file) is reported next to it, and so is the per-step cost of the patched UNet
+   (peft's unfused LoRA layers: base output plus the low-rank product), interleaved with the others.
 
 Timings are minimums of ``--repeat`` runs: the machines are shared and noisy.
 """
@@ -82,24 +83,6 @@ def main() -> None:
         with torch.inference_mode():
             denoiser(x, t, CondBatch(embeds, None, sources), step)
 
-    results: dict[str, Any] = {"size": args.size, "threads": torch.get_num_threads()}
-    first = time.perf_counter()
-    call((t2i_source,))  # computes the adapter features (once per generation)
-    results["t2i_first_step_s"] = time.perf_counter() - first
-    call(())
-    call((cn_source,))  # warm-up: the first calls allocate
-    # interleaved rounds, minimum per variant: on a shared machine the load changes between rounds
-    rounds: dict[str, list[float]] = {"bare": [], "controlnet": [], "t2i": []}
-    for _ in range(args.repeat):
-        for key, sources in (("bare", ()), ("controlnet", (cn_source,)), ("t2i", (t2i_source,))):
-            rounds[key].append(best(lambda sources=sources: call(sources), 1))
-    results["bare_step_s"] = min(rounds["bare"])
-    results["controlnet_step_s"] = min(rounds["controlnet"])
-    results["t2i_step_s"] = min(rounds["t2i"])
-    results["controlnet_step_ratio"] = results["controlnet_step_s"] / results["bare_step_s"]
-    results["t2i_step_ratio"] = results["t2i_step_s"] / results["bare_step_s"]
-    results["t2i_adapter_runs"] = t2i_source.runs
-
     # LoRA: a kohya file with a rank-r pair on every attention projection of the UNet
     from safetensors.torch import save_file
 
@@ -110,33 +93,50 @@ def main() -> None:
             lora_state[f"{flat}.lora_down.weight"] = torch.randn(args.lora_rank, module.in_features) * 0.01
             lora_state[f"{flat}.lora_up.weight"] = torch.randn(module.out_features, args.lora_rank) * 0.01
             lora_state[f"{flat}.alpha"] = torch.tensor(float(args.lora_rank))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "bench_lora.safetensors"
-        save_file(lora_state, str(path))
-        start = time.perf_counter()
-        lora = read_lora(path)
-        results["lora_first_read_s"] = time.perf_counter() - start
+    folder = tempfile.TemporaryDirectory()
+    path = Path(folder.name) / "bench_lora.safetensors"
+    save_file(lora_state, str(path))
+    results: dict[str, Any] = {"size": args.size, "threads": torch.get_num_threads()}
+    start = time.perf_counter()
+    lora = read_lora(path)
+    results["lora_first_read_s"] = time.perf_counter() - start
+    results["lora_layers"] = lora.count()
+    patch, _ = make_patches(lora, plan_lora(lora, "sd15", unet), 1.0, 0.0)
 
-        strengths = iter([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    def lora_call() -> float:
+        with patches_applied(unet, (patch,)):  # once per sampling run in the sampler: not part of the step
+            begin = time.perf_counter()
+            call(())
+            return time.perf_counter() - begin
 
-        def strength_change() -> None:
-            cached = read_lora(path)  # the node's first step: from the cache, no disk read
-            plan = plan_lora(cached, "sd15", unet)
-            model_patch, _ = make_patches(cached, plan, next(strengths), 0.0)
-            with patches_applied(unet, (model_patch,)):
-                pass
+    first = time.perf_counter()
+    call((t2i_source,))  # computes the adapter features (once per generation)
+    results["t2i_first_step_s"] = time.perf_counter() - first
+    call(())
+    call((cn_source,))  # warm-up: the first calls allocate
+    lora_call()
+    # interleaved rounds, minimum per variant: on a shared machine the load changes between rounds
+    rounds: dict[str, list[float]] = {"bare": [], "controlnet": [], "t2i": [], "lora": []}
+    for _ in range(args.repeat):
+        for key, sources in (("bare", ()), ("controlnet", (cn_source,)), ("t2i", (t2i_source,))):
+            rounds[key].append(best(lambda sources=sources: call(sources), 1))
+        rounds["lora"].append(lora_call())
+    for key, times in rounds.items():
+        results[f"{key}_step_s"] = min(times)
+    for key in ("controlnet", "t2i", "lora"):
+        results[f"{key}_step_ratio"] = results[f"{key}_step_s"] / results["bare_step_s"]
+    results["t2i_adapter_runs"] = t2i_source.runs
 
-        results["lora_strength_change_s"] = best(strength_change, args.repeat)
-        results["lora_layers"] = lora.count()
+    strengths = iter([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
 
-        plan = plan_lora(lora, "sd15", unet)
-        patch, _ = make_patches(lora, plan, 1.0, 0.0)
+    def strength_change() -> None:
+        cached = read_lora(path)  # the node's first step: from the cache, no disk read
+        model_patch, _ = make_patches(cached, plan_lora(cached, "sd15", unet), next(strengths), 0.0)
+        with patches_applied(unet, (model_patch,)):  # what the sampler adds around its run
+            pass
 
-        def lora_step() -> None:
-            with patches_applied(unet, (patch,)):
-                call(())
-
-        results["lora_step_s"] = best(lora_step, args.repeat)  # includes one apply/remove per step here
+    results["lora_strength_change_s"] = best(strength_change, args.repeat)
+    folder.cleanup()
 
     for key, value in results.items():
         print(f"{key:>26}: {value:.3f}" if isinstance(value, float) else f"{key:>26}: {value}")
