@@ -33,7 +33,7 @@ def test_shipped_lora_draws_the_ring_the_base_model_does_not():
     for source in ("ckpt", "lora"):
         nodes[f"pos_{source}"] = n("core.CLIPTextEncode", {"text": "a red sks on a blue background"}, clip=(source, "clip"))
         nodes[f"neg_{source}"] = n("core.CLIPTextEncode", {"text": ""}, clip=(source, "clip"))
-        nodes[f"sample_{source}"] = n("core.KSampler", {"seed": 7, "steps": 20, "cfg": 6.0, "scheduler": "ddim"},
+        nodes[f"sample_{source}"] = n("core.KSampler", {"seed": 7, "steps": 20, "cfg": 3.0, "scheduler": "ddim"},
                                       model=(source, "model"), positive=(f"pos_{source}", "conditioning"),
                                       negative=(f"neg_{source}", "conditioning"), latent_image=("empty", "latent"))
         nodes[f"decode_{source}"] = n("core.VAEDecode", samples=(f"sample_{source}", "latent"), vae=("ckpt", "vae"))
