@@ -75,11 +75,22 @@ def _lora_path(ctx: NodeContext, lora_name: str) -> tuple[Path, str]:
             f"LoRA name {lora_name!r} must be a plain file name (letters, digits, space, '_', '-', '.'; no folders)",
             "lora_name",
         )
-    folders = ctx.folders.folders("loras")
+    from nodegraph.model_folders import BUILTIN_ROOT
+
+    # Never write into the models shipped with the product; the user's own folders come first anyway.
+    folders = [f for f in ctx.folders.folders("loras") if not f.resolve().is_relative_to(BUILTIN_ROOT.resolve())]
     if not folders:
-        raise NodeInputError("no loras model folder is configured", "lora_name")
+        raise NodeInputError("no writable loras model folder is configured", "lora_name")
     target = next((f for f in folders if f.is_dir()), folders[0])
-    return target / f"{name}.safetensors", f"{name}.safetensors"
+    target.mkdir(parents=True, exist_ok=True)
+    # Nothing the user saved is overwritten: a taken name gets a number.
+    stem, number = name, 1
+    while (target / f"{stem}.safetensors").exists():
+        number += 1
+        stem = f"{name}_{number}"
+    if stem != name:
+        ctx.log(f"{name}.safetensors exists in {target}: saving the new LoRA as {stem}.safetensors")
+    return target / f"{stem}.safetensors", f"{stem}.safetensors"
 
 
 def _check_handles(model: Any, clip: Any, vae: Any) -> None:
