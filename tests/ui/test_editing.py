@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
 import json
 
 import pytest
@@ -184,7 +188,10 @@ def test_model_file_combo_lists_the_model_folder(window, tmp_path, registry):
 
     window.canvas.refresh_model_lists()
     widget = ModelFileWidget({"name": "lora", "label": "lora", "default": "", "folder": "loras", "extensions": [".safetensors"]})
-    assert [widget.combo.itemText(i) for i in range(widget.combo.count())] == ["style.safetensors"]
+    names = [widget.combo.itemText(i) for i in range(widget.combo.count())]
+    # the user's folder first, then the LoRAs shipped with the product; other files are not offered
+    assert names[0] == "style.safetensors" and "notes.txt" not in names
+    assert set(names[1:]) == {p.name for p in (ROOT / "nodes" / "models" / "loras").glob("*.safetensors")}
 
 
 def test_title_edit_is_stored_in_the_layout(window):
