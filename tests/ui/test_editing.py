@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
 import json
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -15,6 +12,8 @@ from PySide6.QtTest import QTest
 from nodegraph.graph import LinkRefused
 from nodegraph.workflow import to_document
 from ui.node_items import node_class
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def port_center(window, node_id, name, kind):
