@@ -188,19 +188,7 @@ class ControlNetSource:
     def prepare(self, ctx: Any, model: Any, latent_shape: tuple[int, ...]) -> None:
         """Called by the sampler before sampling: checks the family, moves the ControlNet to the device and
         notes a resize of the control image."""
-        from nodes.sd.families import family_label
-
-        if model.family != self.control.family:
-            raise ControlNetMismatch(
-                f"ControlNet {self.control.name} is for {family_label(self.control.family)} but the model is "
-                f"{family_label(model.family)}"
-            )
-        height, width = latent_shape[-2] * LATENT_SCALE, latent_shape[-1] * LATENT_SCALE
-        if tuple(self.image.shape[1:3]) != (height, width):
-            ctx.warn(
-                f"control image {self.image.shape[2]}x{self.image.shape[1]} resized to {width}x{height} (the latent's "
-                f"size in pixels) for ControlNet {self.control.name}"
-            )
+        check_control_fits(ctx, model, f"ControlNet {self.control.name}", self.control.family, self.image, latent_shape)
         ctx.runtime.residency.load(self.control.model)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: CondBatch, step: StepInfo) -> Residuals:
@@ -221,6 +209,19 @@ class ControlNetSource:
                 added_cond_kwargs=cond.added, return_dict=False,
             )
         return Residuals(down=tuple(d.to(x.dtype) for d in down), mid=mid.to(x.dtype))
+
+
+def check_control_fits(ctx: Any, model: Any, what: str, family: str, image: torch.Tensor, latent_shape: tuple[int, ...]) -> None:
+    """Refuse a control model of another family; note when the control image will be resized to the latent's
+    size in pixels (ControlNet and T2I-Adapter alike)."""
+    from nodes.sd.families import family_label
+
+    if model.family != family:
+        raise ControlNetMismatch(f"{what} is for {family_label(family)} but the model is {family_label(model.family)}")
+    height, width = latent_shape[-2] * LATENT_SCALE, latent_shape[-1] * LATENT_SCALE
+    if tuple(image.shape[1:3]) != (height, width):
+        ctx.warn(f"control image {image.shape[2]}x{image.shape[1]} resized to {width}x{height} (the latent's size in "
+                 f"pixels) for {what}")
 
 
 class ControlNetMismatch(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from nodes.adapters.controlnet import LATENT_SCALE, ControlNetMismatch, control_image_batch
+from nodes.adapters.controlnet import LATENT_SCALE, check_control_fits, control_image_batch
 from nodes.sampling.denoiser import CondBatch, Residuals, StepInfo
 
 ADAPTER_TYPES = {"full_adapter": "sd15", "full_adapter_xl": "sdxl", "light_adapter": "sd15"}
@@ -140,19 +140,7 @@ class AdapterSource:
     runs: int = 0  # how many times the adapter itself ran (the tests check once per generation)
 
     def prepare(self, ctx: Any, model: Any, latent_shape: tuple[int, ...]) -> None:
-        from nodes.sd.families import family_label
-
-        if model.family != self.handle.family:
-            raise ControlNetMismatch(
-                f"T2I-Adapter {self.handle.name} is for {family_label(self.handle.family)} but the model is "
-                f"{family_label(model.family)}"
-            )
-        height, width = latent_shape[-2] * LATENT_SCALE, latent_shape[-1] * LATENT_SCALE
-        if tuple(self.image.shape[1:3]) != (height, width):
-            ctx.warn(
-                f"condition image {self.image.shape[2]}x{self.image.shape[1]} resized to {width}x{height} (the latent's "
-                f"size in pixels) for T2I-Adapter {self.handle.name}"
-            )
+        check_control_fits(ctx, model, f"T2I-Adapter {self.handle.name}", self.handle.family, self.image, latent_shape)
         ctx.runtime.residency.load(self.handle.adapter)
 
     def features(self, height: int, width: int, device: Any, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
