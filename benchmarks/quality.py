@@ -4,7 +4,8 @@
 
 Rows: the VAE's own reconstructions of dataset images (the ceiling), txt2img on training combinations and on
 held-out combinations (colour / shape / background accuracy), and the ControlNet and T2I-Adapter on shape
-masks (IoU between the control mask and the drawn shape). Every image is classified by nodes/demo/measure.py.
+masks (IoU between the control mask and the drawn shape), and with --shipped the share of clipped pixel values
+at CFG 20 with and without dynamic thresholding. Every image is classified by nodes/demo/measure.py.
 It also writes a contact sheet of samples. Seeds are fixed: two runs print the same table.
 """
 
@@ -39,6 +40,25 @@ def vae_reconstructions(vae, count: int) -> tuple[np.ndarray, list]:
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     recon = vae.decode(vae.encode(x).latent_dist.mode()).sample
     return ((recon.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy(), labels
+
+
+def clipped_share(count: int) -> list[str]:
+    """workflows/demo_dynamic_threshold.json (CFG 20) as shipped and with its thresholding node bypassed: the
+    share of decoded pixel values the VAE decode had to clip to 0 or 1, through the product's own nodes."""
+    from nodegraph.executor import Executor
+    from nodegraph.registry import default_registry
+    from nodegraph.workflow import load_workflow
+
+    registry = default_registry()
+    graph = load_workflow(ROOT / "workflows" / "demo_dynamic_threshold.json", registry)
+    graph.nodes["latent"].params["batch_size"] = count
+    executor = Executor(registry)
+    rows = []
+    for name, model_source in (("plain CFG 20", "checkpoint"), ("CFG 20 + dynamic thresholding", "threshold")):
+        graph.nodes["sampler"].inputs["model"] = (model_source, "model")
+        image = executor.run(graph, ["decode"]).outputs["decode"]["image"]
+        rows.append(f"| {name} | {count} | {float(((image <= 0) | (image >= 1)).float().mean()):.4f} |")
+    return ["| sampling | n | share of clipped pixel values |", "|---|---|---|", *rows]
 
 
 def _row(name: str, acc, n: int, goal=None) -> str:
@@ -110,9 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(lines))
     print()
     print("\n".join(iou_lines))
+    if args.shipped:
+        print()
+        print("\n".join(clipped_share(min(args.count, 32))))
     print(f"\nDDIM {args.steps} steps, CFG {args.cfg}, fixed seeds; chance: colour 0.125, shape 0.33, background "
-          f"0.125. Dynamic thresholding: not measured here (guidance lives on another branch). "
-          f"{time.time() - start:.0f} s.")
+          f"0.125. {time.time() - start:.0f} s.")
     _sheet(sheet_rows, args.sheet)
     print(f"contact sheet (rows: VAE reconstructions, training prompts, held-out prompts, control masks, "
           f"ControlNet, T2I-Adapter): {args.sheet}")
