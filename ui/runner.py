@@ -8,6 +8,7 @@ into ``QImage`` (numpy, off the GUI thread); the GUI thread only makes pixmaps o
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 from typing import Any
@@ -37,6 +38,7 @@ from nodegraph.workflow import to_document
 MAX_PREVIEW_EDGE = 1024
 # node progress arrives as fast as a node can call ctx.progress; the GUI needs a few updates a second
 PROGRESS_INTERVAL = 0.05
+GUI_SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while the other waits, during runs
 
 
 def to_qimages(value: Any, limit: int = 4) -> list[QImage]:
@@ -120,9 +122,11 @@ class RunController(QObject):
         self._gc_timer.setInterval(250)
         self._gc_timer.timeout.connect(lambda: gc.collect(1))
         self._gc_was_enabled = gc.isenabled()
+        self._switch_interval = sys.getswitchinterval()
         self.run_finished.connect(self._after_run)
 
     def _after_run(self, *_: object) -> None:
+        sys.setswitchinterval(self._switch_interval)
         self._gc_timer.stop()
         if self._gc_was_enabled:
             gc.enable()
@@ -144,6 +148,10 @@ class RunController(QObject):
         self._gc_was_enabled = gc.isenabled()
         gc.disable()
         self._gc_timer.start()
+        # The canvas paints through Python methods, each needing the GIL; with the default 5 ms switch interval a
+        # busy Python node makes every painted item wait up to 5 ms (a stall of 100-200 ms per frame).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GUI_SWITCH_INTERVAL)
         self._thread = threading.Thread(
             target=self._work, args=(snapshot, self._token, settings, targets), name="nodegraph-run", daemon=True
         )
