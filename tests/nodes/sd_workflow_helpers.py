@@ -46,3 +46,24 @@ def checkpoint(executor: Executor, family: str) -> dict[str, Any]:
 def n(kind: str, params: dict[str, Any] | None = None, **inputs: tuple[str, str]) -> dict[str, Any]:
     """A workflow node entry: ``n("core.KSampler", {"seed": 1}, model=("ckpt", "model"))``."""
     return {"type": kind, "version": 1, "params": params or {}, "inputs": {k: list(v) for k, v in inputs.items()}}
+
+
+def shrink_workflow(doc: dict[str, Any], image_path: Path, checkpoints: dict[str, str]) -> dict[str, Any]:
+    """Point a shipped workflow at tiny models (``checkpoints`` maps its file names to theirs) and make it
+    small: 32 px, 2 steps (4 for a base -> refiner hand-off, keeping its proportion: 32 of 40 -> 3 of 4)."""
+    for node in doc["nodes"].values():
+        params = node.get("params", {})
+        if node["type"] == "core.CheckpointLoader":
+            params["ckpt_name"] = checkpoints[params["ckpt_name"]]
+        elif node["type"] == "core.EmptyLatentImage":
+            params.update(width=32, height=32)
+        elif node["type"] == "core.LoadImage":
+            params["path"] = str(image_path)
+        elif node["type"] == "core.KSampler":
+            params["steps"] = 2
+        elif node["type"] == "core.KSamplerAdvanced":
+            params["steps"] = 4
+            for key in ("start_at_step", "end_at_step"):
+                if params[key] not in (0, 10000):
+                    params[key] = 3
+    return doc

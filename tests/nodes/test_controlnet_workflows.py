@@ -15,6 +15,7 @@ from nodegraph.context import RunSettings
 from nodegraph.graph import validate
 from nodegraph.registry import default_registry
 from nodegraph.workflow import parse_workflow
+from tests.nodes.sd_workflow_helpers import shrink_workflow
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 NAMES = ["sd15_lora", "sd15_controlnet_canny", "sd15_t2i_adapter", "sd15_dynamic_threshold", "sdxl_controlnet"]
@@ -57,17 +58,7 @@ def executor(tmp_path_factory):
 
 
 def shrink(doc: dict, image_path: Path) -> dict:
-    for node in doc["nodes"].values():
-        params = node.get("params", {})
-        if node["type"] == "core.CheckpointLoader":
-            params["ckpt_name"] = TINY_CHECKPOINTS[params["ckpt_name"]]
-        elif node["type"] == "core.EmptyLatentImage":
-            params.update(width=32, height=32)
-        elif node["type"] == "core.LoadImage":
-            params["path"] = str(image_path)
-        elif node["type"] == "core.KSampler":
-            params["steps"] = 2
-    return doc
+    return shrink_workflow(doc, image_path, TINY_CHECKPOINTS)
 
 
 @pytest.mark.parametrize("name", NAMES)

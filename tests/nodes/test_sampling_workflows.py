@@ -13,6 +13,7 @@ from nodegraph.context import RunSettings
 from nodegraph.graph import validate
 from nodegraph.registry import default_registry
 from nodegraph.workflow import parse_workflow
+from tests.nodes.sd_workflow_helpers import shrink_workflow
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 NAMES = ["sd15_txt2img", "sd15_img2img", "sdxl_txt2img", "sdxl_base_refiner"]
@@ -36,24 +37,7 @@ def test_shipped_workflow_validates_and_names_models_by_file_name(name):
 
 
 def shrink(doc: dict, image_path: Path) -> dict:
-    """Point the workflow at the tiny models and make it small: 32 px, 2 steps (4 for the hand-off)."""
-    for node in doc["nodes"].values():
-        params = node.get("params", {})
-        if node["type"] == "core.CheckpointLoader":
-            params["ckpt_name"] = TINY[params["ckpt_name"]]
-        elif node["type"] == "core.EmptyLatentImage":
-            params.update(width=32, height=32)
-        elif node["type"] == "core.LoadImage":
-            params["path"] = str(image_path)
-        elif node["type"] == "core.KSampler":
-            params["steps"] = 2
-        elif node["type"] == "core.KSamplerAdvanced":
-            # keep the hand-off proportion of the shipped file (32 of 40 steps -> 3 of 4)
-            params["steps"] = 4
-            for key in ("start_at_step", "end_at_step"):
-                if params[key] not in (0, 10000):
-                    params[key] = 3
-    return doc
+    return shrink_workflow(doc, image_path, TINY)
 
 
 @pytest.fixture(scope="module")
