@@ -57,17 +57,13 @@ def executor(tmp_path_factory):
     return ex
 
 
-def shrink(doc: dict, image_path: Path) -> dict:
-    return shrink_workflow(doc, image_path, TINY_CHECKPOINTS)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_shipped_adapter_workflow_runs_on_tiny_models_and_saves_an_image(executor, name, tmp_path):
     from PIL import Image
 
     image_path = tmp_path / "input.png"
     Image.fromarray((np.random.default_rng(0).random((48, 48, 3)) * 255).astype(np.uint8)).save(image_path)
-    doc = shrink(load(name), image_path)
+    doc = shrink_workflow(load(name), image_path, TINY_CHECKPOINTS)
     result = executor.run(parse_workflow(doc, executor.registry), settings=RunSettings(output_dir=tmp_path / "out"))
     (paths,) = [out["paths"] for out in result.outputs.values()]
     saved = Path(paths.splitlines()[0])

@@ -36,10 +36,6 @@ def test_shipped_workflow_validates_and_names_models_by_file_name(name):
     assert loaders and all(n["params"]["ckpt_name"] in TINY for n in loaders)
 
 
-def shrink(doc: dict, image_path: Path) -> dict:
-    return shrink_workflow(doc, image_path, TINY)
-
-
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory):
     from tests.nodes.sd_workflow_helpers import make_executor, make_models_root
@@ -53,7 +49,7 @@ def test_shipped_workflow_runs_on_tiny_models_and_saves_an_image(executor, name,
 
     image_path = tmp_path / "input.png"
     Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(image_path)
-    doc = shrink(load(name), image_path)
+    doc = shrink_workflow(load(name), image_path, TINY)
     result = executor.run(parse_workflow(doc, executor.registry), settings=RunSettings(output_dir=tmp_path / "out"))
     (paths,) = [out["paths"] for out in result.outputs.values()]
     saved = Path(paths.splitlines()[0])
