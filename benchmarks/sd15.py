@@ -89,7 +89,7 @@ def build_checkpoint(path: Path) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from nodes.sd.families import load_config
-    from nodes.sd.single_file import save_single_file
+    from nodes.sd.save_checkpoint import save_single_file
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(load_config("sd15", "unet")).eval()

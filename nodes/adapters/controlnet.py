@@ -84,8 +84,8 @@ def original_config(state: dict[str, torch.Tensor], reference_unet_config: Any =
     else from the family's shipped config."""
     from diffusers import ControlNetModel
 
+    from nodes.sd.architecture import infer_unet_config
     from nodes.sd.convert_to_ldm import UNET_PREFIX
-    from nodes.sd.single_file import infer_unet_config
 
     family = "sdxl" if "label_emb.0.0.weight" in state else "sd15"
     shapes = {UNET_PREFIX + k: tuple(v.shape) for k, v in state.items()}

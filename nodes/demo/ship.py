@@ -3,7 +3,7 @@
     python -m nodes.demo.ship --from .work
 
 - the base model (UNet + VAE + CLIP text encoder) as one original-layout single file,
-  nodes/models/checkpoints/demo_shapes.safetensors (with the product's writer, nodes/sd/single_file.py),
+  nodes/models/checkpoints/demo_shapes.safetensors (with the product's writer, nodes/sd/save_checkpoint.py),
   or, where that writer is absent, as a diffusers folder nodes/models/checkpoints/demo_shapes/;
 - the ControlNet in diffusers format, nodes/models/controlnet/demo_shapes_mask/;
 - the T2I-Adapter in diffusers format, nodes/models/t2i_adapter/demo_shapes_mask/.
@@ -52,7 +52,7 @@ def _save_base(source: Path) -> Path:
         elif target.exists():
             target.unlink()
     try:
-        from nodes.sd.single_file import save_single_file
+        from nodes.sd.save_checkpoint import save_single_file
     except ImportError:
         save_single_file = None
     if save_single_file is not None:

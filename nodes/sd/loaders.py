@@ -37,7 +37,8 @@ def _load_error(exc: Exception, field: str) -> NodeInputError:
 def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     from nodes.sd.families import family_label
     from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
-    from nodes.sd.single_file import CheckpointError, load_model
+    from nodes.sd.single_file import load_model
+    from nodes.sd.tensor_sources import CheckpointError
 
     path = ctx.folders.resolve("checkpoints", ckpt_name)
     dtype = ctx.runtime.dtype
@@ -87,8 +88,10 @@ _SCALES = ("auto", "sd15", "sdxl")
     outputs=[Output("vae", VAE)],
 )
 def vae_loader(ctx: NodeContext, vae_name: str, latent_scale: str) -> Any:
+    from nodes.sd.architecture import SCALING_FACTORS
     from nodes.sd.handles import VaeHandle
-    from nodes.sd.single_file import SCALING_FACTORS, CheckpointError, load_vae
+    from nodes.sd.single_file import load_vae
+    from nodes.sd.tensor_sources import CheckpointError
 
     path = ctx.folders.resolve("vae", vae_name)
     guess = "sdxl" if "xl" in path.name.lower() else "sd15"
@@ -141,7 +144,8 @@ def save_checkpoint(ctx: NodeContext, model: Any, clip: Any, vae: Any, filename_
     from nodes.image.output_files import resolve_prefix
     from nodes.sd.convert_to_ldm import ConversionError
     from nodes.sd.families import family_label
-    from nodes.sd.single_file import CheckpointError, publish, write_temp_checkpoint
+    from nodes.sd.save_checkpoint import publish, write_temp_checkpoint
+    from nodes.sd.tensor_sources import CheckpointError
 
     for name, value, attribute in (("model", model, "unet"), ("clip", clip, "encoders"), ("vae", vae, "vae")):
         if getattr(value, attribute, None) is None:

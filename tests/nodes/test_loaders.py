@@ -19,7 +19,7 @@ from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
-from nodes.sd.single_file import _umask
+from nodes.sd.save_checkpoint import _umask
 from tests.fixtures.tiny_sd import tiny_components, write_tiny_checkpoint
 
 

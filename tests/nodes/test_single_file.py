@@ -19,17 +19,11 @@ from diffusers.loaders.single_file_utils import (
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
+from nodes.sd.architecture import detect_family, infer_open_clip_config, infer_unet_config, infer_vae_config
 from nodes.sd.convert_to_ldm import OPEN_CLIP_PREFIX, open_clip_to_ldm, unet_to_ldm, vae_to_ldm
 from nodes.sd.families import FAMILIES, load_config
-from nodes.sd.single_file import (
-    CheckpointError,
-    SafetensorsSource,
-    detect_family,
-    infer_open_clip_config,
-    infer_unet_config,
-    infer_vae_config,
-    load_single_file,
-)
+from nodes.sd.single_file import load_single_file
+from nodes.sd.tensor_sources import CheckpointError, SafetensorsSource
 from tests.fixtures.tiny_sd import write_tiny_checkpoint
 
 
@@ -221,7 +215,7 @@ def _config_dir(root: Path, family: str, configs: dict) -> Path:
     import shutil
 
     from nodes.sd.families import TOKENIZER_ROOT
-    from nodes.sd.single_file import _plain_config
+    from nodes.sd.save_checkpoint import _plain_config
 
     folder = root / f"{family}-config"
     fam = FAMILIES[family]
