@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nodegraph.comfy.mapping import ClassMapping
+from nodegraph.comfy.placeholders import placeholder_type
 from nodegraph.comfy.records import ComfyGraph, ComfyLink, ComfyNode
 from nodegraph.comfy.report import ImportReport, MappedNode, Placeholder
 from nodegraph.comfy.table import PENDING
@@ -22,7 +23,6 @@ from nodegraph.graph import Graph, GraphNode
 from nodegraph.params import ParamError
 from nodegraph.registry import Registry
 
-PLACEHOLDER_PREFIX = "comfyui."
 REROUTE_TYPE = "core.Reroute"
 NOTE_TYPE = "core.Note"
 
@@ -33,10 +33,6 @@ class BuildOptions:
     source_dir: Path | None = None  # where the imported file lies: LoadImage names are looked up beside it
     keep_modes: bool = False
     extra_layout: dict[str, Any] = field(default_factory=dict)
-
-
-def placeholder_type(class_type: str) -> str:
-    return PLACEHOLDER_PREFIX + class_type
 
 
 def _hex_rgb(color: Any) -> list[int] | None:
@@ -280,6 +276,7 @@ class GraphBuilder:
         if self.comfy.notes:
             where = "as Note nodes" if note_def is not None else "in the workflow's metadata (no Note node type here)"
             self.report.layout.append(f"{len(self.comfy.notes)} note(s) kept {where}")
+        self.report.layout.extend(self.comfy.resolved_modes)
         if self.comfy.reroutes:
             self.report.layout.append(f"{len(self.comfy.reroutes)} reroute(s) kept as Reroute nodes")
         groups = []

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodegraph.comfy.build import PLACEHOLDER_PREFIX
 from nodegraph.comfy.mapping import MAPPINGS, ClassMapping, MappingTable
+from nodegraph.comfy.placeholders import PLACEHOLDER_PREFIX
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import Graph, GraphNode
 from nodegraph.registry import Registry

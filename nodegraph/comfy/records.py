@@ -67,4 +67,5 @@ class ComfyGraph:
     notes: list[ComfyNote] = field(default_factory=list)
     groups: list[ComfyGroup] = field(default_factory=list)
     kind: str = "api"  # "api", "ui-0.4" or "ui-1"
+    resolved_modes: list[str] = field(default_factory=list)  # bypassed/muted nodes resolved away, for the report
     extra: dict[str, Any] = field(default_factory=dict)

@@ -23,10 +23,18 @@ GROUP_NODE_PREFIXES = ("workflow>", "workflow/")
 MODES = {0: "", 1: "", 2: "mute", 4: "bypass"}  # 1 = "on event" (old LiteGraph): runs like always
 
 
+def items(raw: Any, key: str) -> list:
+    """``raw[key]`` when it is a list (files edited by hand or by plugins hold anything), else []."""
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value if isinstance(value, list) else []
+
+
 def as_int(value: Any, default: int = -1) -> int:
+    if isinstance(value, bool):
+        return default
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
 
 
@@ -127,7 +135,7 @@ def scope_links(scope: Scope, raw_links: Any, warn: Callable[[str], None]) -> No
     for link in parse_links(raw_links, warn):
         scope.add_link(link)
     for local_id, raw in scope.nodes.items():
-        for slot, inp in enumerate(raw.get("inputs") or []):
+        for slot, inp in enumerate(items(raw, "inputs")):
             if not isinstance(inp, dict) or inp.get("link") is None:
                 continue
             link = by_id.get(as_int(inp.get("link")))

@@ -23,6 +23,7 @@ from nodegraph.comfy.scopes import (
     as_int,
     group_name,
     is_group_node,
+    items,
     node_mode,
     scope_links,
 )
@@ -118,7 +119,7 @@ class UiReader:
                                                  node_type)])
                 sub = self.subgraphs[node_type]
                 children[local_id] = self.build_scope(
-                    f"{scope.gid(local_id)}:", sub.get("nodes"), sub.get("links"), parent=scope, instance=raw,
+                    f"{scope.gid(local_id)}:", items(sub, "nodes"), items(sub, "links"), parent=scope, instance=raw,
                     kind="subgraph", mode=inner_mode, stack=(*stack, node_type),
                 )
                 children[local_id].definition = sub
@@ -132,20 +133,20 @@ class UiReader:
 
     def _group_scope(self, parent: Scope, local_id: str, raw: dict, definition: dict, mode: str) -> Scope:
         """A legacy group node: inner nodes by index, inputs and outputs numbered as the frontend numbers them."""
-        inner_nodes = [n for n in definition.get("nodes") or [] if isinstance(n, dict)]
+        inner_nodes = [n for n in items(definition, "nodes") if isinstance(n, dict)]
         scope = Scope(f"{parent.gid(local_id)}:", parent=parent, instance=raw, kind="group", mode=mode,
                       definition=definition)
         for index, node in enumerate(inner_nodes):
             scope.nodes[str(index)] = {**node, "id": index}
-        for link in definition.get("links") or []:
+        for link in items(definition, "links"):
             if isinstance(link, list) and len(link) >= 4 and link[0] is not None:
                 scope.add_link(RawLink(str(link[0]), as_int(link[1]), str(link[2]), as_int(link[3]),
                                        link[5] if len(link) > 5 else None))
-        external = {(str(e[0]), as_int(e[1])) for e in definition.get("external") or [] if isinstance(e, list) and len(e) >= 2}
+        external = {(str(e[0]), as_int(e[1])) for e in items(definition, "external") if isinstance(e, list) and len(e) >= 2}
         count = 0
         converted: list[tuple[str, int]] = []
         for index, node in enumerate(inner_nodes):
-            for slot, inp in enumerate(node.get("inputs") or []):
+            for slot, inp in enumerate(items(node, "inputs")):
                 if (str(index), slot) in scope.into or not isinstance(inp, dict):
                     continue
                 if inp.get("widget"):
@@ -158,7 +159,7 @@ class UiReader:
             count += 1
         out = 0
         for index, node in enumerate(inner_nodes):
-            for slot, _ in enumerate(node.get("outputs") or []):
+            for slot, _ in enumerate(items(node, "outputs")):
                 internal = (str(index), slot) in scope.out_of
                 if internal and (str(index), slot) not in external:
                     continue  # linked inside only: hidden on the group node
@@ -215,10 +216,9 @@ class UiReader:
 
     def _bypass(self, scope: Scope, origin: str, raw: dict, slot: int, depth: int) -> Endpoint | None:
         """ComfyUI's bypass: the output carries the input of the same type (the same index first)."""
-        outputs = raw.get("outputs") or []
-        inputs = raw.get("inputs") or []
-        wanted = outputs[slot].get("type") if slot < len(outputs) and isinstance(outputs[slot], dict) else None
-        order = ([slot] if slot < len(inputs) else []) + [i for i in range(len(inputs)) if i != slot]
+        outputs, inputs = items(raw, "outputs"), items(raw, "inputs")
+        wanted = outputs[slot].get("type") if 0 <= slot < len(outputs) and isinstance(outputs[slot], dict) else None
+        order = ([slot] if 0 <= slot < len(inputs) else []) + [i for i in range(len(inputs)) if i != slot]
         for i in order:
             inp = inputs[i]
             if isinstance(inp, dict) and inp.get("type") == wanted and (origin, i) in scope.into:
@@ -228,9 +228,9 @@ class UiReader:
     # -- records ----------------------------------------------------------------------------------------------
 
     def read(self) -> ComfyGraph:
-        top = self.build_scope("", self.doc.get("nodes"), self.doc.get("links"))
+        top = self.build_scope("", items(self.doc, "nodes"), items(self.doc, "links"))
         self._records(top, None)
-        for raw in self.doc.get("groups") or []:
+        for raw in items(self.doc, "groups"):
             group = _group(raw)
             if group is not None:
                 self.graph.groups.append(group)
@@ -259,6 +259,11 @@ class UiReader:
                 continue
             if node_type == "Reroute" and not self.options.keep_reroutes:
                 continue
+            mode = scope.mode or node_mode(raw)
+            if mode and not self.options.keep_modes and node_type not in ("PrimitiveNode", "Reroute"):
+                what = "its inputs pass straight on to what it fed" if mode == "bypass" else "it and its outputs are left out"
+                self.graph.resolved_modes.append(f"node {gid} ({node_type}) is {'bypassed' if mode == 'bypass' else 'muted'}: {what}")
+                continue
             record = self._record(scope, local_id, raw, gid, pos)
             if node_type == "Reroute":
                 self.graph.reroutes[gid] = record
@@ -282,7 +287,7 @@ class UiReader:
                            properties=dict(props))
         linked: set[str] = set()
         converted: set[str] = set()
-        for slot, inp in enumerate(raw.get("inputs") or []):
+        for slot, inp in enumerate(items(raw, "inputs")):
             if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
                 continue
             name = inp["name"]
@@ -296,7 +301,7 @@ class UiReader:
                 continue
             linked.add(name)
             record.inputs[name] = endpoint.value if endpoint.is_value else ComfyLink(endpoint.node, endpoint.slot)
-        for out in raw.get("outputs") or []:
+        for out in items(raw, "outputs"):
             if isinstance(out, dict):
                 record.output_names.append(str(out.get("name", "")))
                 record.output_types.append(str(out.get("type", "")))
@@ -321,7 +326,7 @@ class UiReader:
         values = instance.get("widgets_values")
         props = instance.get("properties") if isinstance(instance.get("properties"), dict) else {}
         exposed = props.get("proxyWidgets") or [
-            [w.get("id"), w.get("name")] for w in (scope.definition or {}).get("widgets") or [] if isinstance(w, dict)
+            [w.get("id"), w.get("name")] for w in items(scope.definition or {}, "widgets") if isinstance(w, dict)
         ]
         if not isinstance(values, list) or not isinstance(exposed, list) or len(values) != len(exposed):
             return
