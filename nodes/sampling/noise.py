@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -66,5 +67,7 @@ class BrownianNoise:
         if not t0 < t1:
             t0, t1, sign = t1, t0, -1
         device, dtype = t0.device, t0.dtype
-        w = self.tree(t0.detach().cpu().float(), t1.detach().cpu().float()).to(device=device, dtype=dtype)
+        with warnings.catch_warnings():  # torchsde warns when a float32 query rounds past the tree's float end
+            warnings.filterwarnings("ignore", message="Should have", category=UserWarning)
+            w = self.tree(t0.detach().cpu().float(), t1.detach().cpu().float()).to(device=device, dtype=dtype)
         return w * (self.sign * sign) / (t1 - t0).abs().sqrt()
