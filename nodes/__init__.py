@@ -21,6 +21,7 @@ BUILTIN_MODULES: list[str] = [
     # ComfyUI semantics for imported workflows (nodegraph.comfy maps ComfyUI's class types onto these)
     "nodes.comfy.sampler_nodes",
     "nodes.comfy.model_nodes",
+    "nodes.comfy.text_nodes",
     "nodes.comfy.conditioning_nodes",
     "nodes.comfy.image_nodes",
 ]

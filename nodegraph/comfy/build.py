@@ -88,6 +88,8 @@ class GraphBuilder:
     def _primitive_type(self, record: ComfyNode, consumers: list[tuple[ComfyNode, str]]) -> str:
         value = record.inputs.get("value")
         kinds = {getattr(self._target_param(r, n), "kind", None) for r, n in consumers}
+        if "seed" in kinds and self.registry.get("core.Seed") is not None and isinstance(value, int):
+            return "core.Seed"
         if isinstance(value, bool):
             return "core.Bool"
         if isinstance(value, (int, float)):
@@ -110,7 +112,7 @@ class GraphBuilder:
                 node = self._placeholder(record, data)
             self._layout(node, record)
             if self.options.keep_modes and record.mode:
-                node.extra["mode"] = record.mode
+                set_mode(node, record.mode)
             self.graph.nodes[rid] = node
         self._notes_and_groups()
         return self.graph
@@ -158,6 +160,8 @@ class GraphBuilder:
                 continue
             if isinstance(value, ComfyLink):
                 self._link(node, field_name, value)
+                if definition.param(field_name) is not None and isinstance(getattr(node, "param_inputs", None), list):
+                    node.param_inputs.append(field_name)  # a converted widget: an input socket in the editor
                 continue
             param = definition.param(field_name)
             if param is None:
@@ -289,6 +293,14 @@ class GraphBuilder:
         if groups:
             set_groups(self.graph, groups)
             self.report.layout.append(f"{len(groups)} group(s) kept")
+
+
+def set_mode(node: GraphNode, mode: str) -> None:
+    """Bypass / mute on the node as the workflow file keeps it (a node attribute from file version 2)."""
+    if hasattr(node, "mode"):
+        node.mode = mode  # type: ignore[attr-defined]
+    else:
+        node.extra["mode"] = mode
 
 
 def set_groups(graph: Graph, groups: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from nodegraph.graph import Graph, GraphNode
 from nodegraph.registry import Registry
 
 UI_ONLY_TYPES = ("core.Note", "core.Reroute")
+PRIMITIVE_TYPES = ("core.Int", "core.Float", "core.String", "core.Text", "core.Bool", "core.Seed")
 INLINE_MARK = "PrimitiveNode"
 
 
@@ -26,7 +27,7 @@ class ExportError(WorkflowError):
 
 
 def _mode(node: GraphNode) -> str:
-    mode = node.extra.get("mode")
+    mode = getattr(node, "mode", None) or node.extra.get("mode")
     return mode if mode in ("bypass", "mute") else ""
 
 
@@ -46,7 +47,10 @@ class Exporter:
         self.problems.append(Problem("comfy_export", message, node_id, field, expected, found))
 
     def _is_inline(self, node: GraphNode) -> bool:
-        return _comfy_data(node).get("class_type") == INLINE_MARK
+        """A value node ComfyUI has no node for (a PrimitiveNode, a seed): its value is written where it goes."""
+        if _comfy_data(node).get("class_type") == INLINE_MARK:
+            return True
+        return node.type in PRIMITIVE_TYPES and self._mapping(node) is None
 
     def _mapping(self, node: GraphNode) -> ClassMapping | None:
         return self.mappings.for_node_type(node.type)

@@ -35,7 +35,7 @@ CORE_MAPPINGS: tuple[ClassMapping, ...] = (
     ClassMapping("ControlNetLoader", "comfy.ControlNetLoader", ("control_net_name",), ("control_net",)),
     # ------------------------------------------------------------------ text and conditioning
     ClassMapping("CLIPSetLastLayer", "core.CLIPSetLastLayer", ("stop_at_clip_layer",), ("clip",)),
-    ClassMapping("CLIPTextEncode", "core.CLIPTextEncode", ("text",), ("conditioning",)),
+    ClassMapping("CLIPTextEncode", "comfy.CLIPTextEncode", ("text",), ("conditioning",)),
     ClassMapping(
         "CLIPTextEncodeSDXL", "core.CLIPTextEncodeSDXL",
         ("width", "height", "crop_w", "crop_h", "target_width", "target_height", "text_g", "text_l"),
