@@ -147,7 +147,7 @@ def test_schema_1_subgraph_is_flattened_with_its_links_through_the_boundary():
     result = _import("ui_v1_nested.json")
     graph = result.graph
     assert result.report.format == "ui-1"
-    assert graph["20:1"].type == "core.CLIPTextEncode" and graph["20:1"].inputs["clip"] == ("4", "clip")
+    assert graph["20:1"].type == "comfy.CLIPTextEncode" and graph["20:1"].inputs["clip"] == ("4", "clip")
     assert graph["3"].inputs["positive"] == ("20:1", "conditioning")
     assert graph["3"].inputs["negative"] == ("20:2", "conditioning")
     assert graph["20:2"].params["text"] == "blurry"
