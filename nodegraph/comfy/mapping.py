@@ -71,6 +71,11 @@ class ClassMapping:
     note: str = ""
     pack: str = "comfy-core"
 
+    @property
+    def fields(self) -> Mapping[str, str]:
+        """ComfyUI input name -> nodegraph field, for the inputs whose names differ (the ``rename`` table)."""
+        return self.rename
+
     def field_for(self, comfy_name: str) -> str:
         return self.rename.get(comfy_name, comfy_name)
 

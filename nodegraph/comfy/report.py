@@ -55,6 +55,11 @@ class ImportReport:
         """True when every node mapped (the graph can run once its files are found)."""
         return not self.placeholders
 
+    @property
+    def messages(self) -> list[str]:
+        """The report as lines of text (the same as :meth:`lines`)."""
+        return self.lines()
+
     def lines(self) -> list[str]:
         """The report as lines of text for a terminal."""
         what = f"{self.source}: " if self.source else ""

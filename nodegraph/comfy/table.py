@@ -100,27 +100,33 @@ CORE_MAPPINGS: tuple[ClassMapping, ...] = (
     ClassMapping("PrimitiveBoolean", "core.Bool", ("value",), ("value",)),
 )
 
-# Core class types whose nodegraph counterparts come with other work in progress: an import names the reason
-# instead of only "no mapping". A branch that adds the node type adds the ClassMapping above (or registers
-# it with nodegraph.comfy.register_mapping) and removes the line here.
+# Inpainting and upscale-model class types, onto the node types the inpainting work adds (core.* with
+# ComfyUI's field names). Until those node types are installed an import keeps these nodes as placeholders
+# and says "maps to core.X, which is not installed"; once they are, the entries apply as they stand. Further
+# entries for that work go here.
+AWAITING_MAPPINGS: tuple[ClassMapping, ...] = (
+    ClassMapping("UpscaleModelLoader", "core.UpscaleModelLoader", ("model_name",), ("upscale_model",)),
+    ClassMapping("ImageUpscaleWithModel", "core.ImageUpscaleWithModel", (), ("image",)),
+    ClassMapping("SetLatentNoiseMask", "core.SetLatentNoiseMask", (), ("latent",)),
+    ClassMapping("VAEEncodeForInpaint", "core.VAEEncodeForInpaint", ("grow_mask_by",), ("latent",)),
+    ClassMapping("InpaintModelConditioning", "core.InpaintModelConditioning", ("noise_mask",),
+                 ("positive", "negative", "latent")),
+)
+
+# Core class types with no mapping yet: an import names the reason instead of only "no mapping".
 PENDING: dict[str, str] = {
-    "UpscaleModelLoader": "upscale models (ESRGAN and the like) are not in this version yet",
-    "ImageUpscaleWithModel": "upscale models (ESRGAN and the like) are not in this version yet",
-    "VAEEncodeForInpaint": "inpainting nodes are not in this version yet",
-    "SetLatentNoiseMask": "inpainting nodes are not in this version yet",
-    "InpaintModelConditioning": "inpainting nodes are not in this version yet",
-    "LoadImageMask": "mask loading by channel is not in this version yet",
+    "LoadImageMask": "mask loading by channel is not mapped yet",
 }
 
 # UI-only node types: they never reach ComfyUI's server, and the importer turns them into layout.
 UI_ONLY = frozenset({"Reroute", "Note", "MarkdownNote", "PrimitiveNode"})
 
-__all__ = ["CORE_MAPPINGS", "PENDING", "UI_ONLY", "install_core"]
+__all__ = ["AWAITING_MAPPINGS", "CORE_MAPPINGS", "PENDING", "UI_ONLY", "install_core"]
 
 
 def install_core(table: MappingTable | None = None) -> None:
     """Put the core entries into ``table`` (default: the shared table), leaving entries already there."""
-    for mapping in CORE_MAPPINGS:
+    for mapping in (*CORE_MAPPINGS, *AWAITING_MAPPINGS):
         if table is None:
             from nodegraph.comfy.mapping import MAPPINGS
 

@@ -63,7 +63,7 @@ def test_unmapped_class_types_become_placeholders_that_keep_their_data_and_expor
     result = import_api_prompt(prompt, reg)
     placeholders = {p.comfy_id: p for p in result.report.placeholders}
     assert set(placeholders) == {"6", "8"}
-    assert "upscale models" in placeholders["8"].reason  # a core class waiting for other work says why
+    assert "not mapped yet" in placeholders["8"].reason  # a core class without a mapping says why
     sharpen = result.graph["6"]
     assert sharpen.type == "comfyui.Image Sharpen (WAS)"
     assert sharpen.extra["comfy"]["inputs"] == {"radius": 2, "strength": 0.5}
@@ -133,9 +133,14 @@ def test_an_out_of_range_value_is_kept_and_reported_by_validation():
 
 
 def test_the_mapping_table_is_consistent_with_the_installed_node_types():
+    from nodegraph.comfy.table import AWAITING_MAPPINGS
+
     reg = registry()
+    awaiting = {m.class_type for m in AWAITING_MAPPINGS}
     for class_type, mapping in MAPPINGS.items():
         definition = reg.get(mapping.node_type)
+        if definition is None and class_type in awaiting:
+            continue  # the node type comes with the inpainting work: checked once it is installed
         assert definition is not None, f"{class_type} maps to {mapping.node_type}, which is not registered"
         outputs = [o.name for o in definition.outputs]
         assert all(name in outputs for name in mapping.outputs), class_type
