@@ -138,7 +138,8 @@ def truncate_to_8bit(images: Any) -> Any:
     description=(
         "ComfyUI's Save Image: 8-bit pixels by truncation (255 * x, rounded down) as ComfyUI writes them, so an "
         "imported workflow saves ComfyUI's exact PNG pixels. Files are named <prefix>_00001.png, ... in the "
-        "output folder, never replacing one, and carry the workflow."
+        "output folder, never replacing one, and carry the workflow (and ComfyUI's API prompt, so ComfyUI "
+        "opens them too)."
     ),
     inputs=[Input("images", IMAGE, help="The images to save.")],
     params=[String("filename_prefix", "ComfyUI", help="File name start, relative to the output folder.")],
@@ -146,7 +147,12 @@ def truncate_to_8bit(images: Any) -> Any:
     fingerprint=lambda params, ctx: str(ctx.output_dir),
 )
 def save_image(ctx: NodeContext, images: Any, filename_prefix: str) -> str:
+    from pathlib import Path
+
+    from nodes.comfy.png_text import add_comfy_prompt
     from nodes.image.convert import check_image
     from nodes.image.io import save_image as core_save
 
-    return core_save.fn(ctx, truncate_to_8bit(check_image(images, "images")), filename_prefix)
+    paths = core_save.fn(ctx, truncate_to_8bit(check_image(images, "images")), filename_prefix)
+    add_comfy_prompt([Path(p) for p in paths.splitlines()], ctx.workflow, ctx.log)
+    return paths

@@ -4,6 +4,7 @@ the README's own check did), on the same modules."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 
 from nodegraph.comfy import import_api_prompt
 from nodegraph.context import RunSettings
+from nodegraph.workflow import to_document
 from tests.nodes.sd_workflow_helpers import CHECKPOINT_NAMES
 
 PROMPT, NEGATIVE = "a red circle on a blue background", "blurry"
@@ -151,9 +153,12 @@ def test_an_imported_workflow_runs_headless_and_saves_comfyuis_truncated_pixels(
                            "denoise": 1.0})
     prompt["9"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": "comfy/out", "images": ["8", 0]}}
     graph = import_api_prompt(prompt, executor.registry).graph
-    outputs = executor.run(graph, ["8", "9"], settings=RunSettings(output_dir=tmp_path)).outputs
+    settings = RunSettings(output_dir=tmp_path, workflow=to_document(graph))
+    outputs = executor.run(graph, ["8", "9"], settings=settings).outputs
     saved = Image.open(outputs["9"]["paths"].splitlines()[0])
     image = outputs["8"]["image"][0].numpy()
     assert np.array_equal(np.asarray(saved), np.clip(255.0 * image, 0, 255).astype(np.uint8))
     rounded = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     assert not np.array_equal(np.asarray(saved), rounded)  # truncation, not the product's rounding
+    # the PNG reopens here as the workflow, and in ComfyUI as the API prompt it came from
+    assert "nodegraph.workflow" in saved.info and json.loads(saved.info["prompt"]) == prompt
