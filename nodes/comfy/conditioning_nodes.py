@@ -66,9 +66,9 @@ def _source(ctx: NodeContext, control_net: Any, image: Any, strength: float, sta
     if not hasattr(control_net, "model"):
         raise NodeInputError(f"expected a CONTROL_NET from Load ControlNet Model, found {type(control_net).__name__}",
                              "control_net")
-    from nodes.adapters.controlnet import ControlNetSource
+    from nodes.comfy.controlnet import ComfyControlNetSource
 
-    return ControlNetSource(control_net, image, strength, start, end)
+    return ComfyControlNetSource(control_net, image, strength, percent_start=start, percent_end=end)
 
 
 def _attach(conditioning: tuple, source: Any, **extras: Any) -> tuple:

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
+from nodes.comfy.controlnet import SigmaStep
 from nodes.comfy.samplers import SamplerChoice, run_sampler
-from nodes.sampling.denoiser import StepInfo
 from nodes.sampling.guidance import GuidanceState, run_chain
 from nodes.sampling.loop import ConditioningMismatch, condition_batch
 from nodes.sampling.noise import initial_noise
@@ -117,7 +117,7 @@ class ComfyDenoiser:
         x_in = self.levels.model_input(x, sigma)
         t = self.levels.timestep(sigma).float()
         total = len(self.sigmas) - 1
-        info = StepInfo(self._step_index(sigma), total, t[0])
+        info = SigmaStep(self._step_index(sigma), total, t[0], sigma=float(sigma.reshape(-1)[0]))
         preds: dict[str, list[tuple[torch.Tensor, float]]] = {"positive": [], "negative": []}
         for group, cond in self.groups:
             n = len(group)
