@@ -86,8 +86,9 @@ def _encoder_view(source: Any, key: str) -> PrefixView | None:
 
 
 def load_flow_checkpoint(path: Path, dtype: Any = None, t5_tokenizer_dirs: tuple[Path, ...] = (),
-                         on_tensor: Callable[[], None] | None = None) -> FlowParts:
-    """The parts of a FLUX / SD3 single file. Missing text encoders or VAE are noted, not fatal."""
+                         on_tensor: Callable[[], None] | None = None, skip_t5: bool = False) -> FlowParts:
+    """The parts of a FLUX / SD3 single file. Missing text encoders or VAE are noted, not fatal; ``skip_t5`` leaves
+    SD3's T5 out."""
     from nodes.mmdit.assemble import clip_handle, model_handle, vae_handle
     from nodes.mmdit.encoder_files import T5_TOKENIZER_HELP, find_t5_tokenizer
     from nodes.sd.families import load_tokenizer
@@ -115,7 +116,7 @@ def load_flow_checkpoint(path: Path, dtype: Any = None, t5_tokenizer_dirs: tuple
                 encoders.append(build_clip(views["clip_g"], "clip_g", True, path.name))
                 tokenizers.append(load_tokenizer("clip_g"))
             t5 = t5_tokenizer = None
-            if views["t5xxl"] is not None:
+            if views["t5xxl"] is not None and not (skip_t5 and family == "sd3"):
                 t5_tokenizer = find_t5_tokenizer(list(t5_tokenizer_dirs))
                 if t5_tokenizer is None and family == "flux":
                     raise CheckpointError(f"{path.name}: {T5_TOKENIZER_HELP}")

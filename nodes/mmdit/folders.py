@@ -80,7 +80,8 @@ def load_tokenizer(folder: Path) -> Any:
     return AutoTokenizer.from_pretrained(folder, local_files_only=True)
 
 
-def load_flow_folder(path: Path, dtype: Any) -> LoadedFlowFolder:
+def load_flow_folder(path: Path, dtype: Any, skip_t5: bool = False) -> LoadedFlowFolder:
+    """Every component of a FLUX / SD3 folder; ``skip_t5`` leaves SD3's T5 out (FLUX needs it)."""
     family = folder_family(path)
     if family is None:
         raise FolderError(f"{path.name} is not a FLUX or SD3 diffusers folder (its model_index.json names "
@@ -91,7 +92,8 @@ def load_flow_folder(path: Path, dtype: Any) -> LoadedFlowFolder:
         raise FolderError(f"{path.name} is a {family.upper()} folder but lacks {', '.join(missing)} (each a subfolder "
                           "with its config and weights, or tokenizer files)")
     loaded = LoadedFlowFolder(family)
-    for name in (*REQUIRED[family], *OPTIONAL[family]):
+    optional = () if skip_t5 else OPTIONAL[family]
+    for name in (*REQUIRED[family], *optional):
         entry = index.get(name)
         if not _present(path, name, entry):
             continue

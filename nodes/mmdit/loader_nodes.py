@@ -8,7 +8,7 @@ from typing import Any
 from nodegraph.context import NodeContext
 from nodegraph.errors import NodeInputError
 from nodegraph.node import Output, node
-from nodegraph.params import Choice, ModelFile
+from nodegraph.params import Bool, Choice, ModelFile
 from nodegraph.types import CLIP, MODEL, STRING, VAE
 
 CHECKPOINT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth")
@@ -27,11 +27,13 @@ def _log_model(ctx: NodeContext, model: Any, source: str) -> None:
                 "them). The family and release are detected from the files. Text encoders missing from a file: "
                 "connect Load Text Encoders (FLUX / SD3).",
     params=[ModelFile("ckpt_name", folder="checkpoints", extensions=CHECKPOINT_EXTENSIONS, allow_directories=True,
-                      help="A diffusers folder or a single file from the checkpoints folders.")],
+                      help="A diffusers folder or a single file from the checkpoints folders."),
+            Bool("load_t5", True, help="SD3: off leaves T5-XXL out (about 9 GB less in fp16; prompts then go through "
+                                       "CLIP alone, as diffusers' text_encoder_3=None). FLUX always needs T5.")],
     outputs=[Output("model", MODEL), Output("clip", CLIP, help="None when the file holds no text encoders"),
              Output("vae", VAE, help="None when the file holds no VAE"), Output("family", STRING)],
 )
-def flow_checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
+def flow_checkpoint_loader(ctx: NodeContext, ckpt_name: str, load_t5: bool) -> dict[str, Any]:
     from nodes.dit.folders import FolderError
     from nodes.mmdit.assemble import clip_handle, model_handle, vae_handle
     from nodes.mmdit.folders import load_flow_folder
@@ -41,7 +43,7 @@ def flow_checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     dtype = ctx.runtime.dtype
     if path.is_dir():
         try:
-            loaded = load_flow_folder(path, dtype)
+            loaded = load_flow_folder(path, dtype, skip_t5=not load_t5)
         except FolderError as exc:
             raise NodeInputError(str(exc), "ckpt_name") from None
         family, m = loaded.family, loaded.modules
@@ -57,7 +59,8 @@ def flow_checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
         from nodes.mmdit.checkpoint_file import load_flow_checkpoint
 
         try:
-            parts = load_flow_checkpoint(path, dtype)
+            parts = load_flow_checkpoint(path, dtype, _t5_tokenizer_dirs(ctx, path), ctx.check_cancelled,
+                                         skip_t5=not load_t5)
         except CheckpointError as exc:
             raise NodeInputError(str(exc), "ckpt_name") from None
         model, clip, vae = parts.model, parts.clip, parts.vae
