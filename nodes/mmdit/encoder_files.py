@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from nodes.sd.architecture import _heads as heads
 from nodes.sd.tensor_sources import CheckpointError
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
@@ -73,7 +74,7 @@ def clip_config(shapes: Mapping[str, tuple[int, ...]], kind: str) -> dict[str, A
         "hidden_size": width,
         "intermediate_size": intermediate,
         "num_hidden_layers": _count(shapes, root + "encoder.layers."),
-        "num_attention_heads": max(1, width // 64),
+        "num_attention_heads": heads(width),
         "max_position_embeddings": positions,
         "hidden_act": "quick_gelu" if kind == "clip_l" else "gelu",
         "projection_dim": projection[0] if projection else width,
@@ -182,7 +183,7 @@ def build_vae(view: Mapping, family: str, name: str, dtype: Any = None) -> Any:
     with the family's latent scaling (a file carries none)."""
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-    from nodes.sd.architecture import infer_vae_config
+    from nodes.sd.architecture import _groups, infer_vae_config
     from nodes.sd.single_file import build_vae as build
 
     shapes = view.shapes if hasattr(view, "shapes") else {k: tuple(v.shape) for k, v in view.items()}
@@ -201,7 +202,7 @@ def build_vae(view: Mapping, family: str, name: str, dtype: Any = None) -> Any:
                       layers_per_block=_count(shapes, "encoder.down_blocks.0.resnets."),
                       down_block_types=["DownEncoderBlock2D"] * levels, up_block_types=["UpDecoderBlock2D"] * levels,
                       use_quant_conv="quant_conv.weight" in shapes, use_post_quant_conv="post_quant_conv.weight" in shapes,
-                      norm_num_groups=min(32, channels[0]))
+                      norm_num_groups=_groups(channels, 32))
         state = dict(view)
     else:
         raise CheckpointError(f"{name} holds no VAE in a layout this loader knows")
