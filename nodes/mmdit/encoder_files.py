@@ -87,18 +87,27 @@ def clip_config(shapes: Mapping[str, tuple[int, ...]], kind: str) -> dict[str, A
 
 
 def build_clip(view: Mapping, kind: str, projection: bool, name: str) -> Any:
-    """A CLIPTextModel (``projection`` False: FLUX's CLIP-L, pooled output) or CLIPTextModelWithProjection (SD3)."""
+    """A CLIPTextModel (``projection`` False: FLUX's CLIP-L, pooled output) or CLIPTextModelWithProjection (SD3).
+
+    SD3 was trained on CLIP-L's unprojected pooled output, so an SD3 CLIP-L gets an identity projection whatever
+    the file holds (diffusers' ``from_single_file`` does the same; ComfyUI skips the projection); CLIP-G's own
+    projection is used."""
+    import torch
+
     from nodes.sd.single_file import build_text_encoder
 
     shapes = view.shapes if hasattr(view, "shapes") else {k: tuple(v.shape) for k, v in view.items()}
     config = clip_config(shapes, kind)
-    keys = [k for k in shapes if not k.endswith("position_ids")]
-    if projection and "text_projection.weight" not in shapes:
-        raise CheckpointError(f"{name}: the {kind.replace('_', '-').upper()} text encoder has no text projection, "
-                              "which SD3 needs (its pooled embedding is projected)")
-    if not projection:
-        keys = [k for k in keys if not k.startswith("text_projection.")]  # FLUX uses the unprojected pooled output
+    keys = [k for k in shapes if not k.endswith("position_ids") and not k.startswith("text_projection.")]
     state = {k: view[k] for k in keys}
+    if projection and kind == "clip_l":
+        config["projection_dim"] = config["hidden_size"]
+        state["text_projection.weight"] = torch.eye(config["hidden_size"], dtype=state[keys[0]].dtype)
+    elif projection:
+        if "text_projection.weight" not in shapes:
+            raise CheckpointError(f"{name}: the CLIP-G text encoder has no text projection, which SD3 needs (its "
+                                  "pooled embedding is projected)")
+        state["text_projection.weight"] = view["text_projection.weight"]
     return build_text_encoder(config, state, name, projection=projection)
 
 
