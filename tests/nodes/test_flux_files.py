@@ -12,17 +12,17 @@ import torch
 
 from tests.fixtures import spiece
 from tests.fixtures.flow_files import clip_file_state, flux_to_original, save, t5_file_state, vae_file_state
-from tests.fixtures.tiny_flow import write_flux
 from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401
+from tests.nodes.flow_fixtures import link
 
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("sentencepiece")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, flux_dev_folder):
     root = tmp_path_factory.mktemp("models")
-    folder = write_flux(root / "checkpoints" / "tiny-flux-dev", dev=True)
+    folder = link(flux_dev_folder, root)
     pipe = diffusers.FluxPipeline.from_pretrained(folder, local_files_only=True)
     original = flux_to_original(pipe.transformer.state_dict())
     save(root / "diffusion_models" / "flux-tiny.safetensors", original)

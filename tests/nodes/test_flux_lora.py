@@ -8,17 +8,17 @@ import pytest
 import torch
 
 from tests.fixtures.flux_loras import TEXT_ATTENTION, original_modules, write_kohya, write_original, write_peft
-from tests.fixtures.tiny_flow import write_flux
 from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401
+from tests.nodes.flow_fixtures import link
 
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("sentencepiece")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, flux_dev_folder):
     root = tmp_path_factory.mktemp("models")
-    folder = write_flux(root / "checkpoints" / "tiny-flux", dev=True, seed=2)
+    folder = link(flux_dev_folder, root, "tiny-flux")
     pipe = diffusers.FluxPipeline.from_pretrained(folder, local_files_only=True)
     modules = original_modules(pipe.transformer, pipe.text_encoder)
     loras = root / "loras"

@@ -17,17 +17,17 @@ from tests.fixtures.flow_files import (
     t5_file_state,
     vae_file_state,
 )
-from tests.fixtures.tiny_flow import write_sd3
 from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401
+from tests.nodes.flow_fixtures import link
 
 diffusers = pytest.importorskip("diffusers")
 pytest.importorskip("sentencepiece")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, sd35_medium_folder):
     root = tmp_path_factory.mktemp("models")
-    folder = write_sd3(root / "checkpoints" / "tiny-sd35", "sd35_medium", seed=2)
+    folder = link(sd35_medium_folder, root, "tiny-sd35")
     pipe = diffusers.StableDiffusion3Pipeline.from_pretrained(folder, local_files_only=True)
     state = pipe.transformer.state_dict()
     original = sd3_to_original(state, pipe.transformer.config.num_layers)
