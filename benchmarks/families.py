@@ -40,7 +40,7 @@ def flux_case(size: int):
                                  num_attention_heads=4, joint_attention_dim=256, pooled_projection_dim=64,
                                  guidance_embeds=True, axes_dims_rope=(8, 28, 28)).eval()
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
-    handle = model_handle("flux", net, dict(scheduler.config))
+    handle = model_handle("flux", net, {**scheduler.config, "_class_name": type(scheduler).__name__})
     entry = ConditioningEntry(torch.randn(1, 128, 256), torch.randn(1, 64), {"guidance": 3.5})
     latent = torch.zeros(1, 16, size, size)
     packed = FluxPipeline._pack_latents(torch.randn(1, 16, size, size), 1, 16, size, size)
@@ -63,7 +63,7 @@ def sd3_case(size: int):
                                 pooled_projection_dim=64, out_channels=16, pos_embed_max_size=96,
                                 qk_norm="rms_norm").eval()
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
-    handle = model_handle("sd3", net, dict(scheduler.config))
+    handle = model_handle("sd3", net, {**scheduler.config, "_class_name": type(scheduler).__name__})
     entry = ConditioningEntry(torch.randn(1, 154, 256), torch.randn(1, 64))
     latent = torch.zeros(1, 16, size, size)
     bare_inputs = dict(hidden_states=torch.randn(1, 16, size, size), timestep=torch.tensor([500.0]),

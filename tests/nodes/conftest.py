@@ -20,3 +20,10 @@ def sd35_medium_folder(tmp_path_factory) -> Path:
     from tests.fixtures.tiny_flow import write_sd3
 
     return write_sd3(tmp_path_factory.mktemp("sd3") / "tiny-sd35-medium", "sd35_medium", seed=2)
+
+
+@pytest.fixture(scope="session")
+def flux_schnell_folder(tmp_path_factory) -> Path:
+    from tests.fixtures.tiny_flow import write_flux
+
+    return write_flux(tmp_path_factory.mktemp("flux") / "tiny-flux-schnell", dev=False, seed=5)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fixtures.tiny_flow import write_flux
 from tests.nodes.dit_helpers import PROMPT, assert_same_image, make_executor, n, one_thread, run  # noqa: F401
 from tests.nodes.flow_fixtures import link
 
@@ -21,10 +20,10 @@ pytest.importorskip("sentencepiece")
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, flux_dev_folder):
+def models(tmp_path_factory, flux_dev_folder, flux_schnell_folder):
     root = tmp_path_factory.mktemp("models")
     link(flux_dev_folder, root)
-    write_flux(root / "checkpoints" / "tiny-flux-schnell", dev=False, seed=5)
+    link(flux_schnell_folder, root)
     return root
 
 
