@@ -89,6 +89,36 @@ def dit_case(size: int):
     return "DiT (class)", handle, scheduler, entry, latent, lambda: net(x, **bare_inputs)
 
 
+def measure(case: Callable, args: argparse.Namespace) -> tuple[str, float, float]:
+    """(family, bare seconds per step, sampler seconds per step) for one family."""
+    from nodes.sampling.guidance import build_chain
+    from nodes.sampling.loop import StepRange, sample
+    from nodes.sampling.schedulers import make_scheduler
+
+    name, handle, scheduler, entry, latent, bare_call = case(args.size)
+    scheduler_name = "ddim" if type(scheduler).__name__ == "DDIMScheduler" else "euler"
+    denoiser = handle.make_denoiser(handle.unet)
+    span = StepRange.of(args.steps)
+
+    def sampler() -> None:
+        fresh = make_scheduler(scheduler_name, handle.scheduler_config)
+        sample(denoiser, fresh, latent, (entry,), (entry,), seed=0, span=span, chain=build_chain(1.0), cfg_scale=1.0)
+
+    def bare() -> None:
+        with torch.inference_mode():
+            for _ in range(args.steps):
+                bare_call()
+
+    sampler()  # warm-up of both paths (allocator, kernels)
+    bare()
+    # interleaved repeats, so that drifting load on a shared machine hits both sides alike
+    bare_time = sampler_time = float("inf")
+    for _ in range(args.repeats):
+        bare_time = min(bare_time, best(bare, 1))
+        sampler_time = min(sampler_time, best(sampler, 1))
+    return name, bare_time / args.steps, sampler_time / args.steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=8)
@@ -97,37 +127,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32, help="latent side in cells (32 = a 256 px image)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
-    from nodes.sampling.guidance import build_chain
-    from nodes.sampling.loop import StepRange, sample
-    from nodes.sampling.schedulers import make_scheduler
-
     print(f"{args.steps} steps, latent {args.size}x{args.size}, {args.threads} thread(s), best of {args.repeats}")
     print(f"{'family':<12} {'bare ms/step':>13} {'sampler ms/step':>16} {'overhead':>9}")
     for case in (flux_case, sd3_case, dit_case):
-        name, handle, scheduler, entry, latent, bare_call = case(args.size)
-        denoiser = handle.make_denoiser(handle.unet)
-        span = StepRange.of(args.steps)
-
-        def sampler() -> None:
-            sched = make_scheduler("euler" if name != "DiT (class)" else "ddim", handle.scheduler_config)
-            sample(denoiser, sched, latent, (entry,), (entry,), seed=0, span=span, chain=build_chain(1.0),
-                   cfg_scale=1.0)
-
-        def bare() -> None:
-            with torch.inference_mode():
-                for _ in range(args.steps):
-                    bare_call()
-
-        sampler()  # warm-up of both paths (allocator, kernels)
-        bare()
-        # interleaved repeats, so that drifting load on a shared machine hits both sides alike
-        bare_time = sampler_time = float("inf")
-        for _ in range(args.repeats):
-            bare_time = min(bare_time, best(bare, 1))
-            sampler_time = min(sampler_time, best(sampler, 1))
-        per_bare, per_sampler = bare_time / args.steps * 1000, sampler_time / args.steps * 1000
-        print(f"{name:<12} {per_bare:>13.2f} {per_sampler:>16.2f} {100 * (per_sampler / per_bare - 1):>8.1f}%")
+        name, bare, sampler = measure(case, args)
+        print(f"{name:<12} {bare * 1000:>13.2f} {sampler * 1000:>16.2f} {100 * (sampler / bare - 1):>8.1f}%")
 
 
 if __name__ == "__main__":

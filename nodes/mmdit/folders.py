@@ -84,8 +84,11 @@ def load_flow_folder(path: Path, dtype: Any, skip_t5: bool = False) -> LoadedFlo
     """Every component of a FLUX / SD3 folder; ``skip_t5`` leaves SD3's T5 out (FLUX needs it)."""
     family = folder_family(path)
     if family is None:
+        pipeline = read_index(path).get("_class_name") if (path / "model_index.json").is_file() else None
+        hint = ("; load SD1.5 / SDXL folders with Load Checkpoint, PixArt / Hunyuan-DiT / IF / DiT folders with Load "
+                "DiT / IF Model") if pipeline else ""
         raise FolderError(f"{path.name} is not a FLUX or SD3 diffusers folder (its model_index.json names "
-                          f"{read_index(path).get('_class_name') if (path / 'model_index.json').is_file() else 'nothing'})")
+                          f"{pipeline or 'nothing'}){hint}")
     index = read_index(path)
     missing = [n for n in REQUIRED[family] if not _present(path, n, index.get(n))]
     if missing:
