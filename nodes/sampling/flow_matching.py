@@ -23,7 +23,11 @@ FLOW_SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "euler": ("FlowMatchEulerDiscreteScheduler", {}),
     # the stochastic variant: each step re-noises the predicted clean latent with fresh noise from the seed
     "euler_ancestral": ("FlowMatchEulerDiscreteScheduler", {"stochastic_sampling": True}),
+    # multistep solvers on flow sigmas (their own spacing, the model's shift), as diffusers' pipelines accept them
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "unipc": ("UniPCMultistepScheduler", {}),
 }
+_FLOW_SIGMAS = {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}
 FLOW_PREDICTION = "flow_prediction"
 
 
@@ -42,7 +46,13 @@ def make_flow_scheduler(name: str, config: dict[str, Any]) -> Any:
         raise ValueError(f"scheduler {name!r} does not sample flow-matching models (FLUX, SD3); use one of: "
                          f"{', '.join(FLOW_SCHEDULERS)}") from None
     cls = getattr(diffusers, class_name)
-    return cls.from_config({**{k: v for k, v in config.items() if not k.startswith("_")}, **overrides})
+    if class_name.startswith("FlowMatch"):
+        return cls.from_config({**{k: v for k, v in config.items() if not k.startswith("_")}, **overrides})
+    # a multistep solver: only the settings it has, the flow-matching shift under its name
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    settings = {k: v for k, v in config.items() if k in accepted}
+    settings.update(_FLOW_SIGMAS, flow_shift=float(config.get("shift", 1.0)), **overrides)
+    return cls(**settings)
 
 
 def set_flow_timesteps(scheduler: Any, steps: int, image_seq_len: int, device: Any, *, linear_sigmas: bool,
@@ -64,7 +74,7 @@ def set_flow_timesteps(scheduler: Any, steps: int, image_seq_len: int, device: A
             config.get("base_shift", 0.5),
             config.get("max_shift", max_shift_default),
         )
-    if linear_sigmas and "sigmas" in accepted:
+    if linear_sigmas and "sigmas" in accepted and not config.get("use_flow_sigmas"):  # as FluxPipeline decides
         kwargs["sigmas"] = np.linspace(1.0, 1 / steps, steps)
     scheduler.set_timesteps(steps, device=device, **kwargs)
 

@@ -63,6 +63,19 @@ def test_flux_dev_txt2img_batch_equals_flux_pipeline(models, executor):
     assert_same_image(result.outputs["decode"]["image"], expected)
 
 
+def test_flux_dev_with_dpmpp_2m_on_flow_sigmas_equals_flux_pipeline(models, executor):
+    nodes = txt2img("tiny-flux-dev", width=32, height=32, steps=3, seed=4)
+    nodes["sampler"]["params"]["scheduler"] = "dpmpp_2m"
+    result = run(executor, nodes, ["decode"])
+    pipe = reference(models, "tiny-flux-dev")
+    pipe.scheduler = diffusers.DPMSolverMultistepScheduler(
+        use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=3.0, use_dynamic_shifting=True,
+        algorithm_type="dpmsolver++", solver_order=2)
+    expected = pipe(PROMPT, height=32, width=32, num_inference_steps=3, generator=torch.Generator("cpu").manual_seed(4),
+                    output_type="np").images
+    assert_same_image(result.outputs["decode"]["image"], expected)
+
+
 def test_flux_schnell_txt2img_equals_flux_pipeline(models, executor):
     result = run(executor, txt2img("tiny-flux-schnell", width=32, height=32, steps=2, seed=3), ["decode", "load"])
     assert result.outputs["load"]["family"] == "FLUX.1 [schnell]"
