@@ -152,3 +152,19 @@ def test_flux_latents_must_be_multiples_of_16_pixels(executor):
     with pytest.raises(NodeExecutionError) as info:
         run(executor, nodes, ["empty"])
     assert info.value.node_id == "empty" and "width must be a multiple of 16" in info.value.message
+
+
+def test_guidance_chain_links_act_on_flux_in_flow_space(executor):
+    """Dynamic thresholding that mimics the CFG scale itself (percentile 1) must give back the unthresholded image:
+    the link converts the velocity to x0 and back through the noise level; a wrong conversion would show here.
+    A lower mimic scale must change it."""
+    nodes = txt2img("tiny-flux-dev", width=32, height=32, steps=2, seed=6, cfg=3.0, negative="blurry")
+    plain = run(executor, nodes, ["decode"]).outputs["decode"]["image"]
+    images = {}
+    for mimic in (3.0, 1.0):
+        nodes["dyn"] = n("core.DynamicThresholding", {"mode": "latent", "percentile": 1.0, "mimic_scale": mimic},
+                         model=("load", "model"))
+        nodes["sampler"]["inputs"]["model"] = ["dyn", "model"]
+        images[mimic] = run(executor, nodes, ["decode"]).outputs["decode"]["image"]
+    assert (images[3.0] - plain).abs().max() < 1e-4
+    assert (images[1.0] - plain).abs().max() > 1e-3
