@@ -19,6 +19,7 @@ BUILTIN_MODULES: list[str] = [
     "nodes.dit.pixel_nodes",
     "nodes.class_dit.label_nodes",
     "nodes.mmdit.loader_nodes",
+    "nodes.mmdit.sampling_nodes",
     "nodes.flux.text_nodes",
     "nodes.sd3.text_nodes",
     "nodes.training.dreambooth_nodes",

@@ -168,3 +168,18 @@ def test_guidance_chain_links_act_on_flux_in_flow_space(executor):
         images[mimic] = run(executor, nodes, ["decode"]).outputs["decode"]["image"]
     assert (images[3.0] - plain).abs().max() < 1e-4
     assert (images[1.0] - plain).abs().max() > 1e-3
+
+
+def test_flow_shift_node_equals_the_pipeline_with_that_scheduler_config(models, executor):
+    nodes = txt2img("tiny-flux-dev", width=32, height=48, steps=3, seed=8)
+    nodes["shift"] = n("core.FlowShift", {"mode": "resolution", "base_shift": 0.8, "max_shift": 2.0},
+                       model=("load", "model"))
+    nodes["empty"] = n("core.EmptyFlowLatent", {"width": 32, "height": 48})
+    nodes["sampler"]["inputs"]["model"] = ["shift", "model"]
+    result = run(executor, nodes, ["decode"])
+    pipe = reference(models, "tiny-flux-dev")
+    pipe.scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, base_shift=0.8,
+                                                                           max_shift=2.0)
+    expected = pipe(PROMPT, height=48, width=32, num_inference_steps=3, generator=torch.Generator("cpu").manual_seed(8),
+                    output_type="np").images
+    assert_same_image(result.outputs["decode"]["image"], expected)
