@@ -78,7 +78,7 @@ def _t5_tokenizer_dirs(ctx: NodeContext, near: Any = None) -> tuple:
 
 
 @node(
-    "core.FlowCheckpointLoaderSingle", name="Load Diffusion Model (FLUX / SD3)", category="loaders",
+    "core.FlowTransformerLoader", name="Load Diffusion Model (FLUX / SD3)", category="loaders",
     description="Loads a FLUX.1 or SD3 / 3.5 transformer on its own (ComfyUI's diffusion_models files such as "
                 "flux1-dev.safetensors), in the original layout or diffusers'. Add the text encoders with Load Text "
                 "Encoders (FLUX / SD3) and the VAE with Load VAE.",

@@ -65,7 +65,7 @@ def sampling(model: tuple, clip: tuple, vae: tuple) -> dict:
 
 def separate_files(unet_name: str) -> dict:
     return {
-        "unet": n("core.FlowCheckpointLoaderSingle", {"unet_name": unet_name}),
+        "unet": n("core.FlowTransformerLoader", {"unet_name": unet_name}),
         "clip": n("core.FlowTextEncoderLoader", {"type": "flux", "clip_l": "clip_l.safetensors",
                                                  "t5": "t5xxl_tiny.safetensors"}),
         "vae": n("core.VAELoader", {"vae_name": "ae.safetensors"}),
@@ -94,7 +94,7 @@ def test_separate_files_equal_the_folder_and_flux_pipeline(models, executor, exp
 
 
 def test_diffusers_layout_transformer_file_equals_from_single_file(models, executor):
-    result = run(executor, {"unet": n("core.FlowCheckpointLoaderSingle", {"unet_name": "flux-tiny-diffusers.safetensors"})},
+    result = run(executor, {"unet": n("core.FlowTransformerLoader", {"unet_name": "flux-tiny-diffusers.safetensors"})},
                  ["unet"])
     theirs = diffusers.FluxTransformer2DModel.from_single_file(
         str(models / "diffusion_models" / "flux-tiny-diffusers.safetensors"),

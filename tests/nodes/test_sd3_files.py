@@ -120,7 +120,7 @@ def test_separate_transformer_and_text_encoder_files_equal_the_whole_checkpoint(
             save(models / "text_encoders" / f"{name}.safetensors",
                  {k[len(prefix):]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)})
     nodes = workflow("unused")
-    nodes["load"] = n("core.FlowCheckpointLoaderSingle", {"unet_name": "sd35-tiny-mmdit.safetensors"})
+    nodes["load"] = n("core.FlowTransformerLoader", {"unet_name": "sd35-tiny-mmdit.safetensors"})
     nodes["clip"] = n("core.FlowTextEncoderLoader", {"type": "sd3", "clip_l": "clip_l.safetensors",
                                                      "clip_g": "clip_g.safetensors", "t5": "t5xxl.safetensors"})
     nodes["vae"] = n("core.FlowCheckpointLoader", {"ckpt_name": "sd35-tiny-bare.safetensors"})
