@@ -23,6 +23,8 @@ class EditTarget(Protocol):
     param_changed: SignalInstance
     layout_changed: SignalInstance
     node_replaced: SignalInstance
+    node_changed: SignalInstance
+    groups_changed: SignalInstance
 
 # ids for QUndoCommand.mergeWith: consecutive edits of one parameter collapse into one undo step
 _MERGE_PARAM = 1001
@@ -200,6 +202,55 @@ class UpgradeNodesCommand(QUndoCommand):
             node.version = version
             node.params = copy.deepcopy(params)
             self.doc.node_replaced.emit(node_id)
+
+    def redo(self) -> None:
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        self._apply(self.before)
+
+
+class SetNodeFieldsCommand(QUndoCommand):
+    """Sets a node's mode (bypass, mute) or its parameter inputs: ``{node id: {"mode": ..., "param_inputs": [...]}}``."""
+
+    FIELDS = ("mode", "param_inputs")
+
+    def __init__(self, doc: EditTarget, changes: dict[str, dict[str, Any]], text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.after = copy.deepcopy(changes)
+        self.before = {
+            node_id: {key: copy.deepcopy(getattr(doc.graph.nodes[node_id], key)) for key in values}
+            for node_id, values in changes.items()
+        }
+
+    def _apply(self, values: dict[str, dict[str, Any]]) -> None:
+        for node_id, fields in values.items():
+            node = self.doc.graph.nodes[node_id]
+            for key, value in fields.items():
+                assert key in self.FIELDS, key
+                setattr(node, key, copy.deepcopy(value))
+            self.doc.node_changed.emit(node_id)
+
+    def redo(self) -> None:
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        self._apply(self.before)
+
+
+class SetGroupsCommand(QUndoCommand):
+    """Replaces the list of groups (add, remove, rename, recolour, move or resize one)."""
+
+    def __init__(self, doc: EditTarget, groups: list[dict[str, Any]], text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.before = copy.deepcopy(doc.graph.groups)
+        self.after = copy.deepcopy(groups)
+
+    def _apply(self, groups: list[dict[str, Any]]) -> None:
+        self.doc.graph.groups = copy.deepcopy(groups)
+        self.doc.groups_changed.emit()
 
     def redo(self) -> None:
         self._apply(self.after)

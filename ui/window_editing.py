@@ -8,7 +8,7 @@ from PySide6.QtCore import QMimeData, QPoint
 from PySide6.QtWidgets import QApplication, QColorDialog, QMenu
 
 from nodegraph.errors import WorkflowError
-from ui.layout import auto_layout
+from ui.theme import min_fit_scale
 
 CLIPBOARD_MIME = "application/x-nodegraph-workflow"
 
@@ -91,18 +91,16 @@ class WindowEditing:
             self.document.undo_stack.endMacro()
 
     def auto_layout(self) -> None:
-        from nodegraph.graph import Graph
-
-        scratch = Graph(self.document.graph.copy().nodes.values())
-        auto_layout(scratch, self.registry, only_missing=False)
-        positions = {n.id: (n.layout["x"], n.layout["y"]) for n in scratch.nodes.values()}
-        self.document.move_nodes(positions)
+        """Edit > Auto Layout: layered, left to right, by the nodes' real sizes (one undo step)."""
+        self.document.move_nodes(self.canvas.layout_positions())
         self.fit_all()
 
     def fit_all(self) -> None:
-        nodes = self.canvas.all_nodes()
-        if nodes:
-            self.canvas.viewer().zoom_to_nodes([n.view for n in nodes])
+        """Show the whole workflow, but never so small that node text drops below 9 px on screen."""
+        items = [view.view for view in self.canvas.views.values()]
+        if items:
+            viewer = self.canvas.viewer()
+            viewer.show_rect(viewer._combined_rect(items), min_fit_scale())
 
     def node_menu(self, node_id: str) -> QMenu:
         """The context menu of one node (right click)."""
