@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar
 
 from nodegraph import plugins
@@ -119,10 +119,12 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
         self.canvas.files_dropped.connect(self.open_dropped)
         self.canvas.node_menu_requested.connect(self._show_node_menu)
         for signal in (self.document.node_added, self.document.node_removed, self.document.inputs_changed,
-                       self.document.param_changed, self.document.node_replaced):
+                       self.document.param_changed, self.document.node_replaced, self.document.node_changed):
             signal.connect(lambda *_: self._validation.start())  # every edit of the graph, undo and redo included
         self.canvas.viewer().tab_pressed.connect(self.show_tab_search)
-        self.tab_search.chosen.connect(self._add_at_cursor)
+        self.canvas.viewer().context_menu_on_canvas.connect(self._show_canvas_menu)
+        self.canvas.link_search_requested.connect(self.show_link_search)
+        self.tab_search.chosen.connect(self._add_from_search)
         self.palette.add_requested.connect(self._add_at_center)
         self.runner.run_started.connect(self._on_run_started)
         self.runner.node_state.connect(self._on_node_state)
@@ -154,7 +156,16 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
 
     def ask(self, title: str, text: str, buttons: Any, default: Any) -> Any:
         """A modal question (tests replace this to answer without a person)."""
-        return QMessageBox.question(self, title, text, buttons, default)
+        answer = QMessageBox.question(self, title, text, buttons, default)
+        self._after_dialog()
+        return answer
+
+    def changeEvent(self, event: QEvent) -> None:
+        # back from any modal dialog (or another window): modifier keys released meanwhile never reached the
+        # canvas, so forget them (the canvas also re-reads them from every mouse event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self._after_dialog()
+        super().changeEvent(event)
 
     def _on_clean_changed(self, _clean: bool) -> None:
         self._update_title()

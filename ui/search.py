@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 
 from nodegraph.node import NodeDef
+from nodegraph.types import compatible, type_named
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -63,3 +64,22 @@ def rank(definitions: Iterable[NodeDef], query: str) -> list[NodeDef]:
             scored.append((found, len(definition.name), definition.name.lower(), index, definition))
     scored.sort(key=lambda item: item[:4])
     return [item[-1] for item in scored]
+
+
+def fitting_port(definition: NodeDef, type_name: str, from_output: bool) -> str | None:
+    """For a link dragged from an output of type ``type_name`` (``from_output``): the input of this node type
+    that would take it (declared inputs first, then parameters, an exact type before ``*``); for a link dragged
+    from an input: the output that would feed it. None if there is none."""
+    dragged = type_named(type_name)
+    if from_output:
+        fields = [(i.name, i.type) for i in definition.inputs] + [(p.name, p.socket_type) for p in definition.params]
+        fits = [(name, t) for name, t in fields if compatible(dragged, t)]
+    else:
+        fits = [(o.name, o.type) for o in definition.outputs if compatible(o.type, dragged)]
+    exact = [name for name, t in fits if t.members == dragged.members]
+    if exact:
+        return exact[0]
+    typed = [name for name, t in fits if not t.is_any]
+    if typed:
+        return typed[0]
+    return fits[0][0] if fits else None

@@ -35,7 +35,7 @@ from ui.theme import CAPTION_COLOR, caption_font
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT_LIMIT = 1e12
-WIDGET_WIDTH = 160
+WIDGET_WIDTH = 180
 PROPERTY_PREFIX = "param:"
 
 # (folder, extensions, directories) -> names; filled by the canvas so a 300-node file lists each folder once
@@ -104,11 +104,13 @@ class ParamWidget(LightWidget):
 
     edited = Signal(str, object)
     stretch = False
+    captioned_inside = False  # the widget shows its own label (a check box): no caption above it
 
     def __init__(self, schema: dict[str, Any], parent: Any = None) -> None:
         # NodeGraphQt keeps widget values as node properties; a prefix keeps parameters such as "width",
         # "name" or "color" clear of its reserved property names
-        super().__init__(parent, PROPERTY_PREFIX + schema["name"], schema.get("label", schema["name"]))
+        caption = "" if self.captioned_inside else schema.get("label", schema["name"])
+        super().__init__(parent, PROPERTY_PREFIX + schema["name"], caption)
         self.param_name: str = schema["name"]
         self.schema = schema
         inner = self.build()
@@ -254,6 +256,8 @@ class PromptEdit(QPlainTextEdit):
 
 
 class BoolWidget(ParamWidget):
+    captioned_inside = True
+
     def build(self) -> QWidget:
         self.box = QCheckBox(self.schema.get("label", ""))
         self.box.toggled.connect(self._emit)
