@@ -26,6 +26,7 @@ from nodegraph.registry import Registry
 from nodegraph.types import all_types
 from ui import socket_colors
 from ui.document import Document
+from ui.groups import GroupLayer
 from ui.layout import layered_positions, needs_layout
 from ui.node_items import MissingNode, RerouteNode, ViewNode, node_class
 from ui.viewer import NODE_MIME, CanvasViewer
@@ -73,6 +74,7 @@ class Canvas(NodeGraph):
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
         self.viewer().link_dropped.connect(self._on_link_dropped)
+        self.groups = GroupLayer(self)
         self.syncing = False
 
     # -- helpers ---------------------------------------------------------------------------------

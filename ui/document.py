@@ -269,15 +269,10 @@ class Document(QObject):
         del groups[index]
         self.set_groups(groups, "delete group")
 
-    def move_group(self, index: int, dx: float, dy: float, node_ids: Iterable[str]) -> None:
-        """Move a group and the nodes inside it, as one undo step."""
+    def move_group(self, index: int, rect: list[float], positions: dict[str, tuple[float, float]]) -> None:
+        """A group dragged to ``rect`` with the nodes inside it at ``positions``: one undo step."""
         groups = copy.deepcopy(self.graph.groups)
-        x, y, w, h = groups[index]["rect"]
-        groups[index]["rect"] = [round(x + dx), round(y + dy), w, h]
-        positions = {
-            i: (float(self.graph.nodes[i].layout.get("x", 0)) + dx, float(self.graph.nodes[i].layout.get("y", 0)) + dy)
-            for i in node_ids if i in self.graph.nodes
-        }
+        groups[index]["rect"] = [round(v) for v in rect]
         self.undo_stack.beginMacro("move group")
         self.set_groups(groups, "move group")
         self.move_nodes(positions)

@@ -147,8 +147,14 @@ class CanvasViewer(NodeViewer):
             QGraphicsView.contextMenuEvent(self, event)  # a field inside a node keeps its own menu (cut, paste)
             return
         node_id = self.node_at(event.pos())
+        group = self.canvas.groups.group_at(self.mapToScene(event.pos()))
         if node_id is not None:
             self.canvas.node_menu_requested.emit(node_id, event.globalPos())
+        elif group is not None:
+            menu = self.canvas.groups.menu(group.index, self)
+            menu.exec(event.globalPos())
+            menu.deleteLater()
+            self.clear_key_state()
         else:
             self.context_menu_on_canvas.emit(event.globalPos(), self.mapToScene(event.pos()))
         event.accept()

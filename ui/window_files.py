@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
@@ -32,6 +33,17 @@ def png_has_workflow(path: Path) -> bool:
         return WORKFLOW_KEY in png_text_chunks(path.read_bytes())
     except OSError:
         return False
+
+
+def recovery_question(record: dict) -> str:
+    """The recovery prompt: which workflow, and from when."""
+    path = record.get("path")
+    what = f"your unsaved changes to {Path(path).name} ({path})" if path else "an unsaved new workflow"
+    saved = record.get("saved_at")
+    when = ""
+    if isinstance(saved, (int, float)):
+        when = " from " + datetime.fromtimestamp(saved).strftime("%A %d %B %Y, %H:%M:%S")
+    return f"The editor did not close normally last time. It kept {what}{when}.\n\nRestore them?"
 
 
 class WindowFiles:
@@ -120,12 +132,7 @@ class WindowFiles:
         if record is None:
             return False
         buttons = QMessageBox.StandardButton
-        answer = self.ask(
-            "Recover unsaved work",
-            "The editor did not close normally last time. Restore the unsaved workflow?",
-            buttons.Yes | buttons.No,
-            buttons.Yes,
-        )
+        answer = self.ask("Recover unsaved work", recovery_question(record), buttons.Yes | buttons.No, buttons.Yes)
         if answer != buttons.Yes:
             self.autosave.discard()
             return False
@@ -173,10 +180,17 @@ class WindowFiles:
             event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # a run is stopped only once the user has agreed to close (and to what happens to unsaved changes)
         if self.runner.running:
-            self.runner.stop()
-            self.runner.wait(5)
+            buttons = QMessageBox.StandardButton
+            answer = self.ask("A run is going", "A run is going. Stop it and close the editor?", buttons.Yes | buttons.Cancel, buttons.Cancel)
+            if answer != buttons.Yes:
+                event.ignore()
+                return
         if self.maybe_save():
+            if self.runner.running:
+                self.runner.stop()
+                self.runner.wait(5)
             self.autosave.discard()
             if self.remember_layout:
                 self.recent.store.setValue("window/geometry", self.saveGeometry())
