@@ -305,7 +305,8 @@ class Document(QObject):
     def fragment(self, node_ids: Iterable[str]) -> dict[str, Any]:
         """A workflow document holding only these nodes, with all their input links (what Copy puts on the
         clipboard; a plain paste keeps the links among the copied nodes, Ctrl+Shift+V the others too)."""
-        chosen = [i for i in node_ids if i in self.graph.nodes]
+        wanted = set(node_ids)
+        chosen = [i for i in self.graph.nodes if i in wanted]  # in the file's order
         return to_document(Graph(copy.deepcopy(self.graph.nodes[i]) for i in chosen))
 
     def paste(
