@@ -119,7 +119,7 @@ class CanvasViewer(NodeViewer):
     def show_rect(self, rect: QRectF, min_scale: float, max_scale: float = 1.0) -> float:
         """Show ``rect`` as large as fits, but never smaller than ``min_scale`` (then the view shows the
         rectangle's top-left part, where a workflow starts, and the rest is a pan away). Returns the zoom."""
-        view = self.viewport().rect()
+        view = self.viewport().rect().adjusted(2, 2, -2, -2)  # QGraphicsView.fitInView keeps a 2 px margin
         if rect.isEmpty() or view.width() <= 0 or view.height() <= 0:
             return self.scale_factor()
         scale = min(view.width() / rect.width(), view.height() / rect.height())
