@@ -235,6 +235,10 @@ class RerouteNode(ViewNode):
                 port.view.color = (*color, 255)
                 port.view.update()
             port.view.setToolTip(f"carries {type_name}")
+            for pipe in port.view.connected_pipes:  # links drawn before the type was known
+                if tuple(pipe.color[:3]) != color:
+                    pipe.color = (*color, 255)
+                    pipe.reset()
 
 
 class MissingNode(ViewNode):

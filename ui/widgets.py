@@ -311,6 +311,10 @@ class PopupCombo(QComboBox):
         if chosen is not None:
             self.setCurrentIndex(int(chosen.data()))
         menu.deleteLater()
+        # the choice is made: keys go back to the canvas (Tab searches, Delete deletes), not to this field
+        self.clearFocus()
+        view.scene().setFocusItem(None)
+        view.setFocus()
 
 
 class ChoiceWidget(ParamWidget):
@@ -388,7 +392,7 @@ class ModelFileWidget(ParamWidget):
     that is not installed stays selected and is marked as missing."""
 
     lister: ModelLister | None = None
-    MISSING = " (missing)"
+    MISSING = "(missing) "  # in front: still seen when the name is cut off
 
     def build(self) -> QWidget:
         self.combo = PopupCombo()
@@ -418,7 +422,7 @@ class ModelFileWidget(ParamWidget):
             value = value or ""
             index = self.combo.findData(value)
             if value and index < 0:
-                self.combo.addItem(value + self.MISSING, value)
+                self.combo.addItem(self.MISSING + value, value)
                 index = self.combo.count() - 1
                 folder = self.schema.get("folder", "checkpoints")
                 self.combo.setItemData(index, f"{value} is not in the {folder} folders: install it, or pick another",

@@ -143,6 +143,6 @@ def test_a_model_that_is_not_installed_is_marked_missing_and_kept(window, tmp_pa
     window.open_path(ROOT / "workflows" / "sdxl_txt2img.json", ask=False)
     widget = window.canvas.views["checkpoint"].param_widgets()["ckpt_name"]
     assert widget.is_missing()
-    assert widget.combo.currentText() == "sd_xl_base_1.0.safetensors (missing)"
+    assert widget.combo.currentText() == "(missing) sd_xl_base_1.0.safetensors"
     assert widget.get_value() == "sd_xl_base_1.0.safetensors"
     assert "is not in the checkpoints folders" in widget.combo.toolTip()
