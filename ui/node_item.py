@@ -36,6 +36,14 @@ GRIP = 12.0  # size of the resize grip
 WIDGET_GAP = 2.0
 
 
+_NODE_BODY_COLOR = QColor(*NODE_BODY)
+_TITLE_PEN = QPen(QColor(235, 235, 235))
+_OVERVIEW_FRAME = QPen(QColor(0, 0, 0, 160), 0)  # cosmetic: one pixel at any zoom
+_OVERVIEW_SELECTED = QPen(QColor(*NodeEnum.SELECTED_BORDER_COLOR.value), 3)
+_OVERVIEW_SELECTED.setCosmetic(True)
+_BYPASS_BRUSH = QColor(*BYPASS_COLOR).darker(160)
+
+
 def paint_port(painter: QPainter, rect: QRectF, info: dict[str, Any]) -> None:
     """A port keeps its socket type's colour when connected (NodeGraphQt paints connected ports one grey)."""
     painter.save()
@@ -69,6 +77,7 @@ class NodeView(NodeItem):
         self.min_size = (NodeEnum.WIDTH.value, NodeEnum.HEIGHT.value)
         self.set_size(float(NodeEnum.WIDTH.value), float(NodeEnum.HEIGHT.value))
         self._resizing: tuple[QPointF, tuple[float, float]] | None = None
+        self._title_cache: tuple[Any, Any] | None = None
         self._text_item.setFont(title_font())
         self._icon_item.setVisible(False)
         self.setAcceptHoverEvents(True)
@@ -221,7 +230,7 @@ class NodeView(NodeItem):
     def auto_switch_mode(self) -> None:
         viewer = self.viewer()
         if viewer is not None:
-            self.set_proxy_mode(viewer.transform().m11() < LOD_SCALE)
+            self.set_proxy_mode(viewer.transform().m11() < LOD_SCALE)  # paint() decides from its own transform
 
     def set_proxy_mode(self, mode: bool) -> None:
         """Zoomed out below LOD_SCALE: fields, port labels and ports are not drawn (ports go transparent
@@ -242,31 +251,21 @@ class NodeView(NodeItem):
     # -- painting -------------------------------------------------------------------------------
 
     def _body_color(self) -> QColor:
-        r, g, b = self.color[:3]
-        if (r, g, b) == (13, 18, 23):  # NodeGraphQt's default: our theme's body instead
-            return QColor(*NODE_BODY)
-        return QColor(r, g, b)
+        rgb = tuple(self.color[:3])
+        if rgb == (13, 18, 23):  # NodeGraphQt's default: our theme's body instead
+            return _NODE_BODY_COLOR
+        return QColor(*rgb)
 
     def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
-        self.auto_switch_mode()
+        scale = painter.worldTransform().m11()
+        self.set_proxy_mode(scale < LOD_SCALE)
+        if self._proxy_mode:
+            self._paint_overview(painter, scale)
+            return
         painter.save()
         rect = self.boundingRect().adjusted(0.5, 0.5, -0.5, -0.5)
         body = self._body_color()
         painter.setPen(Qt.PenStyle.NoPen)
-        if self._proxy_mode:  # zoomed out: a plain box and a large title, drawn fast (hundreds of nodes at once)
-            painter.setBrush(body)
-            painter.drawRect(rect)
-            if self.mode == "bypass":
-                painter.setBrush(QColor(*BYPASS_COLOR, 90))
-                painter.drawRect(rect)
-            self._paint_large_title(painter, rect)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.setPen(QPen(QColor(*NodeEnum.SELECTED_BORDER_COLOR.value), 3.0 / max(painter.worldTransform().m11(), 0.05))
-                           if self.selected else QPen(QColor(0, 0, 0, 160), 1.0))
-            painter.drawRect(rect)
-            self._paint_state(painter, rect)
-            painter.restore()
-            return
         radius = 6.0
         painter.setBrush(body)
         painter.drawRoundedRect(rect, radius, radius)
@@ -290,32 +289,44 @@ class NodeView(NodeItem):
             self._paint_grip(painter, rect)
         painter.restore()
 
-    def _paint_large_title(self, painter: QPainter, rect: QRectF) -> None:
-        """The title at about LOD_TITLE_PX on screen, wrapped, shrunk to fit the node. The text layout is kept
-        per zoom step (QStaticText), so repainting hundreds of zoomed-out nodes stays cheap."""
-        scale = max(painter.worldTransform().m11(), 1e-3)
-        inner = rect.adjusted(PAD, PAD, -PAD, -PAD)
-        key = (self.name, round(scale, 2), round(inner.width()), round(inner.height()))
-        cached = getattr(self, "_title_cache", None)
-        if cached is None or cached[0] != key:
-            font = QFont(title_font())
-            size = max(1, round(LOD_TITLE_PX / scale))
-            while True:
-                font.setPixelSize(size)
-                text = QStaticText(self.name)
-                text.setTextWidth(inner.width())
-                text.setTextOption(QTextOption(Qt.AlignmentFlag.AlignCenter))
-                text.prepare(painter.worldTransform(), font)
-                if size <= 4 or (text.size().height() <= inner.height() and QFontMetricsF(font).horizontalAdvance(max(self.name.split(), key=len, default="")) <= inner.width()):
-                    break
-                size = int(size * 0.85)
-            cached = (key, text, QFont(font))
-            self._title_cache = cached
-        _, text, font = cached
+    def _paint_overview(self, painter: QPainter, scale: float) -> None:
+        """Zoomed out: a plain box with the title large, drawn fast (hundreds of nodes repaint at once)."""
+        rect = self._rect
+        painter.setPen(_OVERVIEW_SELECTED if self.selected else _OVERVIEW_FRAME)
+        painter.setBrush(_BYPASS_BRUSH if self.mode == "bypass" else self._body_color())
+        painter.drawRect(rect)
+        text, font, origin = self._overview_title(painter, scale)
         painter.setFont(font)
-        painter.setPen(QColor(235, 235, 235))
-        top = inner.top() + max(0.0, (inner.height() - text.size().height()) / 2)
-        painter.drawStaticText(QPointF(inner.left(), top), text)
+        painter.setPen(_TITLE_PEN)
+        painter.drawStaticText(origin, text)
+        if self.run_state or self.has_problem:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            self._paint_state(painter, rect.adjusted(0.5, 0.5, -0.5, -0.5))
+
+    def _overview_title(self, painter: QPainter, scale: float) -> tuple[QStaticText, QFont, QPointF]:
+        """The title at about LOD_TITLE_PX on screen, wrapped, shrunk to fit the node; its layout is kept per
+        zoom step, so a repaint only draws it."""
+        key = (self.name, round(scale, 3), self._width, self._height)
+        cached = self._title_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        inner = self._rect.adjusted(PAD, PAD, -PAD, -PAD)
+        font = QFont(title_font())
+        size = max(1, round(LOD_TITLE_PX / max(scale, 1e-3)))
+        longest = max(self.name.split(), key=len, default="")
+        while True:
+            font.setPixelSize(size)
+            text = QStaticText(self.name)
+            text.setTextWidth(inner.width())
+            text.setTextOption(QTextOption(Qt.AlignmentFlag.AlignCenter))
+            text.prepare(painter.worldTransform(), font)
+            fits = text.size().height() <= inner.height() and QFontMetricsF(font).horizontalAdvance(longest) <= inner.width()
+            if fits or size <= 4:
+                break
+            size = int(size * 0.85)
+        origin = QPointF(inner.left(), inner.top() + max(0.0, (inner.height() - text.size().height()) / 2))
+        self._title_cache = (key, (text, font, origin))
+        return self._title_cache[1]
 
     def _paint_state(self, painter: QPainter, rect: QRectF) -> None:
         color = STATE_COLORS.get(self.run_state)
