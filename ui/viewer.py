@@ -30,6 +30,7 @@ class CanvasViewer(NodeViewer):
         super().__init__(undo_stack=None)
         self.canvas = canvas
         self.refusal: str | None = None
+        self.space_held = False
 
     # -- modifier keys ----------------------------------------------------------------------------
     # NodeGraphQt tracks Ctrl/Shift/Alt from key events only. A dialog opened by a shortcut (Ctrl+N, Ctrl+O)
@@ -39,7 +40,8 @@ class CanvasViewer(NodeViewer):
     def sync_modifiers(self, modifiers: Qt.KeyboardModifier) -> None:
         mods = Qt.KeyboardModifier
         wanted = modifiers & (mods.AltModifier | mods.ControlModifier | mods.ShiftModifier)
-        self.ALT_state = bool(wanted & mods.AltModifier) and not (wanted & mods.ControlModifier)
+        # Space held pans with the left button, as in ComfyUI (NodeGraphQt pans with Alt)
+        self.ALT_state = (bool(wanted & mods.AltModifier) and not (wanted & mods.ControlModifier)) or self.space_held
         self.CTRL_state = wanted == mods.ControlModifier
         self.SHIFT_state = bool(wanted & mods.ShiftModifier) and not (wanted & mods.ControlModifier)
         if not self.SHIFT_state and not self.CTRL_state:
@@ -56,6 +58,34 @@ class CanvasViewer(NodeViewer):
     def mouseReleaseEvent(self, event: Any) -> None:
         self.sync_modifiers(event.modifiers())
         super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat() and self.scene().focusItem() is None:
+            self.space_held = True
+            self.ALT_state = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat() and self.space_held:
+            self.space_held = False
+            self.sync_modifiers(event.modifiers())
+            self.viewport().unsetCursor()
+            return
+        super().keyReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: Any) -> None:
+        # double click on empty canvas: the node search, as in ComfyUI
+        if event.button() == Qt.MouseButton.LeftButton and self.itemAt(event.pos()) is None:
+            self.tab_pressed.emit()
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def clear_key_state(self) -> None:
+        super().clear_key_state()
+        self.space_held = False
 
     def focusInEvent(self, event: QFocusEvent) -> None:
         self.clear_key_state()

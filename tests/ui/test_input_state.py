@@ -120,3 +120,29 @@ def test_modifier_state_is_taken_from_the_mouse_not_remembered_keys(window, qtbo
     viewer.clearFocus()
     viewer.setFocus()
     assert not viewer.SHIFT_state  # focus-in forgets keys released elsewhere
+
+
+def test_space_and_drag_pans_the_canvas_without_moving_nodes(window, qtbot):
+    from tests.ui.helpers import drag
+
+    node_id = window.document.add_node("core.Int", (0, 0))
+    window.fit_all()
+    viewer = window.canvas.viewer()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    viewer.setFocus()
+    before = viewer.mapToScene(viewer.viewport().rect().center())
+    QApplication.sendEvent(viewer, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier))
+    start = title_point(window, node_id)
+    drag(window, start, start + QPoint(120, 80))
+    QApplication.sendEvent(viewer, QKeyEvent(QEvent.Type.KeyRelease, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier))
+    after = viewer.mapToScene(viewer.viewport().rect().center())
+    assert after.x() < before.x() - 50 and after.y() < before.y() - 30  # the view moved with the hand
+    assert window.document.graph.nodes[node_id].layout == {"x": 0, "y": 0}
+    assert not viewer.ALT_state
+
+
+def test_double_click_on_empty_canvas_opens_the_search(window, qtbot):
+    viewer = window.canvas.viewer()
+    QTest.mouseDClick(viewer.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(40, 40))
+    assert window.tab_search.isVisible()
