@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtGui import QPixmap
 
+from nodegraph.executor import default_targets
+from nodegraph.modes import resolve_modes
 from ui.files import data_dir
 
 
@@ -13,6 +15,12 @@ class WindowRunning:
     """Mixed into :class:`~ui.main_window.MainWindow`: runs, progress and results."""
 
     def run(self) -> bool:
+        """Run the output nodes. With muted nodes in the workflow, the ones that would still run are named, so
+        that nothing is run only to show an image in a node that does not run."""
+        graph = self.document.graph
+        if any(n.mode is not None for n in graph.nodes.values()):
+            skipped = resolve_modes(graph, self.registry).skipped
+            return self._start([t for t in default_targets(graph, self.registry) if t not in skipped])
         return self._start(None)
 
     def run_node(self, node_id: str) -> bool:

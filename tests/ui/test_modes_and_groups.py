@@ -154,3 +154,17 @@ def test_a_note_shows_markdown_and_never_runs(window, qtbot):
     assert window.run()
     wait_for_run(qtbot, window)
     assert window.canvas.views[note].view.run_state == ""
+
+
+def test_a_muted_output_node_does_not_make_its_image_source_run(window, qtbot):
+    doc = window.document
+    source = doc.add_node("test.Gradient", (0, 0))
+    preview = doc.add_node("core.PreviewImage", (300, 0))
+    doc.connect(source, "image", preview, "images")
+    count = doc.add_node("test.SlowCount", (0, 300), {"steps": 2, "delay": 0.0})
+    doc.set_mode([preview], "mute")
+    ran = []
+    window.runner.node_state.connect(lambda node, state, _msg: ran.append(node) if state == "done" else None)
+    assert window.run()
+    wait_for_run(qtbot, window)
+    assert ran == [count]
