@@ -311,6 +311,15 @@ class Canvas(LinkDrops, NodeGraph):
             for name, widget in view.param_widgets().items():
                 link = links.get(name)
                 widget.set_driven(f"{link[0]}.{link[1]}" if link is not None else None)
+        node = self.document.graph.nodes[node_id]
+        definition = view.definition
+        if definition is not None and any(
+            definition.param(n) is not None and n not in node.param_inputs and n not in links for n in view.inputs()
+        ):
+            # a parameter that was a socket only because a link drove it (older files): its link went, so its
+            # field comes back
+            self.refresh_nodes([node_id])
+            return
         if isinstance(view, RerouteNode):
             self._update_reroutes(node_id)
 

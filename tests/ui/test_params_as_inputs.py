@@ -66,3 +66,21 @@ def test_parameter_inputs_round_trip_through_the_workflow_file(window, tmp_path)
     assert {"seed", "cfg"} <= set(view.inputs())
     assert [p.node().engine_id for p in view.inputs()["seed"].connected_ports()] == [seed]
     assert not view.param_widgets()["cfg"].isVisible()
+
+
+def test_a_parameter_linked_in_an_older_file_gets_its_field_back_when_the_link_goes(window, tmp_path):
+    import json as _json
+
+    from tests.ui.conftest import PRIMITIVES
+
+    raw = _json.loads(PRIMITIVES.read_text())
+    raw["version"] = 1
+    raw["nodes"]["scale"]["inputs"]["b_value"] = ["steps", "value"]  # a parameter driven by a link, no param_inputs
+    path = tmp_path / "old.json"
+    path.write_text(_json.dumps(raw))
+    window.open_path(path, ask=False)
+    view = window.canvas.views["scale"]
+    assert "b_value" in view.inputs() and not view.param_widgets()["b_value"].isVisible()
+    window.document.disconnect("scale", "b_value")
+    view = window.canvas.views["scale"]
+    assert "b_value" not in view.inputs() and view.param_widgets()["b_value"].isVisible()
