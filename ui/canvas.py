@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from NodeGraphQt import NodeGraph
-from NodeGraphQt.constants import PortTypeEnum
+from NodeGraphQt.constants import Z_VAL_NODE, PortTypeEnum
+from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Signal
 from PySide6.QtGui import QPixmap, QUndoStack
 
@@ -73,6 +74,8 @@ class Canvas(LinkDrops, NodeGraph):
         document.node_changed.connect(self._on_node_changed)
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
+        self.viewer().scene().selectionChanged.connect(self._raise_selected)
+        self._raised: list[Any] = []
         self.viewer().link_dropped.connect(self._on_link_dropped)
         self.groups = GroupLayer(self)
         self.syncing = False
@@ -150,6 +153,15 @@ class Canvas(LinkDrops, NodeGraph):
         if problem is None and source == target:
             return "a node cannot feed itself"
         return None if problem is None else str(problem)
+
+    def _raise_selected(self) -> None:
+        """Selected nodes are drawn above the others (NodeGraphQt puts them below)."""
+        for item in self._raised:
+            if item.scene() is not None and not item.isSelected():
+                item.setZValue(Z_VAL_NODE)
+        self._raised = [i for i in self.viewer().scene().selectedItems() if isinstance(i, NodeItem)]
+        for item in self._raised:
+            item.setZValue(Z_VAL_NODE + 1)
 
     # -- node types ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from NodeGraphQt.constants import ICON_NODE_BASE, Z_VAL_NODE, LayoutDirectionEnum, NodeEnum, PortTypeEnum
+from NodeGraphQt.constants import ICON_NODE_BASE, LayoutDirectionEnum, NodeEnum, PortTypeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF, QStaticText, QTextOption
@@ -99,12 +99,6 @@ class NodeView(NodeItem):
     @NodeItem.height.setter
     def height(self, height: float = 0.0) -> None:
         self.set_size(self._width, max(height, self.min_size[1]))
-
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
-        result = super().itemChange(change, value)
-        if change == QGraphicsItem.GraphicsItemChange.ItemSelectedChange and self.scene():
-            self.setZValue(Z_VAL_NODE + 1 if value else Z_VAL_NODE)  # the selected node on top (NodeGraphQt: below)
-        return result
 
     # -- NodeGraphQt hooks that redraw needlessly --------------------------------------------
 

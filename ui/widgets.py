@@ -431,7 +431,8 @@ class ModelFileWidget(ParamWidget):
                 self.combo.setItemData(index, True, MISSING_ROLE)
             self.combo.setCurrentIndex(index if value else -1)
         missing = self.is_missing()
-        self.combo.setStyleSheet("QComboBox { color: #eb6e5a; }" if missing else "")
+        if missing != bool(self.combo.styleSheet()):
+            self.combo.setStyleSheet("QComboBox { color: #eb6e5a; }" if missing else "")
         self.combo.setToolTip(self.combo.itemData(index, Qt.ItemDataRole.ToolTipRole) if missing else self.schema.get("help", ""))
 
 
