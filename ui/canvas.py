@@ -13,6 +13,7 @@ import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import shiboken6
 from NodeGraphQt import NodeGraph
 from NodeGraphQt.constants import Z_VAL_NODE, PortTypeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
@@ -74,7 +75,8 @@ class Canvas(LinkDrops, NodeGraph):
         document.node_changed.connect(self._on_node_changed)
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
-        self.viewer().scene().selectionChanged.connect(self._raise_selected)
+        self._scene = self.viewer().scene()
+        self._scene.selectionChanged.connect(self._raise_selected)
         self._raised: list[Any] = []
         self.viewer().link_dropped.connect(self._on_link_dropped)
         self.groups = GroupLayer(self)
@@ -157,9 +159,13 @@ class Canvas(LinkDrops, NodeGraph):
     def _raise_selected(self) -> None:
         """Selected nodes are drawn above the others (NodeGraphQt puts them below)."""
         for item in self._raised:
-            if item.scene() is not None and not item.isSelected():
+            if shiboken6.isValid(item) and item.scene() is not None and not item.isSelected():
                 item.setZValue(Z_VAL_NODE)
-        self._raised = [i for i in self.viewer().scene().selectedItems() if isinstance(i, NodeItem)]
+        scene = self._scene
+        if not shiboken6.isValid(scene):  # the window is going away
+            self._raised = []
+            return
+        self._raised = [i for i in scene.selectedItems() if isinstance(i, NodeItem)]
         for item in self._raised:
             item.setZValue(Z_VAL_NODE + 1)
 

@@ -146,3 +146,14 @@ def test_a_model_that_is_not_installed_is_marked_missing_and_kept(window, tmp_pa
     assert widget.combo.currentText() == "(missing) sd_xl_base_1.0.safetensors"
     assert widget.get_value() == "sd_xl_base_1.0.safetensors"
     assert "is not in the checkpoints folders" in widget.combo.toolTip()
+
+
+def test_the_selected_node_is_drawn_above_the_others(window):
+    doc = window.document
+    a = doc.add_node("core.Int", (0, 0))
+    b = doc.add_node("core.Int", (40, 20))  # overlapping a
+    window.canvas.select([a])
+    items = {n: window.canvas.views[n].view for n in (a, b)}
+    assert items[a].zValue() > items[b].zValue()
+    window.canvas.select([b])
+    assert items[b].zValue() > items[a].zValue()
