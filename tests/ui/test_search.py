@@ -18,7 +18,7 @@ RANKING = [
     ("vae dec", ["VAE Decode", "VAE Decode (Tiled)"]),
     ("lora", ["Load LoRA", "Load LoRA (model only)", "Train LoRA (DreamBooth)"]),
     ("save", ["Save Image", "Save Checkpoint"]),
-    ("empty lat", ["Empty Latent Image", "Empty Latent (model's space)"]),
+    ("empty lat", ["Empty Latent Image", "Empty Latent (FLUX / SD3)", "Empty Latent (model's space)"]),
     ("reroute", ["Reroute"]),
     ("KSAMPLER adv", ["KSampler (Advanced)"]),
 ]
