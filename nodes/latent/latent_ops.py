@@ -10,7 +10,8 @@ from nodegraph.node import Input, Output, node
 from nodegraph.params import Choice, Float, Int
 from nodegraph.types import LATENT
 
-# SD1.5 and SDXL latents: 4 channels at 1/8 of the image size. ComfyUI's node has no VAE input either.
+# SD1.5 and SDXL latents: 4 channels at 1/8 of the image size (the VAE factor the node's description states).
+# ComfyUI's node has no VAE input either.
 LATENT_CHANNELS = 4
 LATENT_FACTOR = 8
 
@@ -25,10 +26,16 @@ def _check_multiple(value: int, field: str) -> None:
 
 @node(
     "core.EmptyLatentImage", name="Empty Latent Image", category="latent",
-    description="A batch of all-zero latents for text-to-image: 4 channels at 1/8 of the image size.",
+    description=(
+        f"A batch of all-zero latents for text-to-image, sized for the SD1.5 / SDXL VAE: {LATENT_CHANNELS} channels, one "
+        f"latent cell per {LATENT_FACTOR}x{LATENT_FACTOR} pixels (the VAE factor {LATENT_FACTOR}), so 512x512 pixels "
+        f"give a {512 // LATENT_FACTOR}x{512 // LATENT_FACTOR} latent."
+    ),
     params=[
-        Int("width", 512, min=8, max=16384, step=8, help="Image width in pixels (a multiple of 8)."),
-        Int("height", 512, min=8, max=16384, step=8, help="Image height in pixels (a multiple of 8)."),
+        Int("width", 512, min=8, max=16384, step=8,
+            help=f"Image width in pixels (a multiple of {LATENT_FACTOR}: the latent is width / {LATENT_FACTOR} cells wide)."),
+        Int("height", 512, min=8, max=16384, step=8,
+            help=f"Image height in pixels (a multiple of {LATENT_FACTOR}: the latent is height / {LATENT_FACTOR} cells high)."),
         Int("batch_size", 1, min=1, max=4096, help="How many images to generate at once."),
     ],
     outputs=[Output("latent", LATENT)],

@@ -47,10 +47,11 @@ from nodes.sd.tensor_sources import CheckpointError, SubsetSource, open_source
 
 def vae_dtype(dtype: Any, vae_config: Mapping[str, Any]) -> Any:
     """The dtype a VAE is kept in: the compute dtype, except fp16 for a VAE whose config says
-    ``force_upcast`` (SDXL's overflows in fp16), which stays fp32 rather than have every decode upcast."""
+    ``force_upcast`` (SDXL's overflows in fp16), which stays fp32 rather than have every decode upcast. A config
+    without the key (SD1.5's) gets diffusers' class default, True, as diffusers' pipelines do."""
     import torch
 
-    if dtype == torch.float16 and vae_config.get("force_upcast", False):
+    if dtype == torch.float16 and vae_config.get("force_upcast", True):
         return torch.float32
     return dtype
 
@@ -98,8 +99,11 @@ def build_text_encoder(config: Mapping[str, Any], state: Mapping[str, Any], name
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     cls = CLIPTextModelWithProjection if projection else CLIPTextModel
+    # A config file's torch_dtype (float16 in SDXL's) is dropped: transformers 5 would build the model in it,
+    # and the dtype is the runtime's choice, applied as the tensors are read.
+    skip = {"architectures", "torch_dtype", "dtype"}
     with init_empty_weights():
-        model = cls(CLIPTextConfig(**{k: v for k, v in config.items() if k != "architectures"}))
+        model = cls(CLIPTextConfig(**{k: v for k, v in config.items() if k not in skip}))
     if not hasattr(model, "text_model"):
         # transformers >= 5.6 flattened CLIPTextModel; the converters produce 'text_model.*'
         state = {k.removeprefix("text_model."): v for k, v in state.items()}
