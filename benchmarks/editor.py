@@ -107,9 +107,9 @@ def measure_run(app, window) -> tuple[float, float, int]:
 def main() -> int:
     seconds, launch_cpu, torch_loaded = launch_seconds()
 
+    from nodegraph.installed import default_registry
     from nodegraph.node import Output, node
     from nodegraph.params import Int
-    from nodegraph.registry import default_registry
     from nodegraph.types import INT
     from ui.app import application, settle
     from ui.files import RecentFiles

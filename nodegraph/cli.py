@@ -121,8 +121,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.context import CancelToken, RunSettings
     from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
     from nodegraph.executor import Executor
+    from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from nodegraph.errors import WorkflowError
     from nodegraph.graph import validate
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     registry = default_registry()
     try:
@@ -194,7 +194,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     registry = default_registry()
     if args.json:
@@ -211,7 +211,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from nodegraph.plugins import print_plugins
+    from nodegraph.installed import print_plugins
 
     return print_plugins(as_json=args.json)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nodegraph.graph import Graph
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from nodegraph.workflow import save_workflow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,9 +25,10 @@ from nodegraph import plugins
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.executor import Executor
 from nodegraph.graph import validate
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
-from nodegraph.registry import Registry, default_registry
+from nodegraph.registry import Registry
 from nodegraph.workflow import parse_workflow
 from ui.canvas import Canvas
 from ui.document import Document

@@ -101,7 +101,7 @@ def save_image(ctx: NodeContext, images: Any, filename_prefix: str) -> str:
 
 def _metadata(ctx: NodeContext, width: int, height: int) -> dict[str, str]:
     """The text chunks: workflow JSON, resolved parameters and A1111 parameters (when there is a sampler)."""
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodes.image.metadata import a1111_parameters, resolved_params
 
     doc = ctx.workflow

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from nodegraph.executor import Executor, RunResult
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 

@@ -273,7 +273,7 @@ def test_demo_workflow_validates_and_runs_on_a_tiny_model(setup, tmp_path):
     from pathlib import Path
 
     from nodegraph.graph import validate
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     root, executor, subject, _ = setup
     doc = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "demo_dreambooth.json").read_text())

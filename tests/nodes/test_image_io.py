@@ -13,11 +13,11 @@ from PIL import Image
 from nodegraph.context import RunSettings
 from nodegraph.errors import NodeExecutionError, NodeInputError
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Input, Output, node
 from nodegraph.params import Float, Int, ModelFile, String, Text
 from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.types import CONDITIONING, IMAGE, MODEL
 from nodegraph.workflow import load_workflow, parse_workflow

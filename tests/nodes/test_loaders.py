@@ -14,8 +14,8 @@ from nodegraph.context import RunSettings
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle

@@ -11,7 +11,7 @@ import pytest
 
 from nodegraph.context import RunSettings
 from nodegraph.graph import validate
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from nodegraph.workflow import parse_workflow
 from tests.nodes.sd_workflow_helpers import shrink_workflow
 
