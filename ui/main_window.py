@@ -82,7 +82,8 @@ class MainWindow(QMainWindow):
         self.remember_layout = remember_layout  # off for screenshots: they must not depend on the last session
         self.registry = registry if registry is not None else default_registry()
         self.document = Document(self.registry, self)
-        self.folders = ModelFolders.from_environment()
+        self.folders = ModelFolders.from_environment(lenient=True)
+        self.folders.confined = False  # in the editor the person at the screen chose every path
         self.canvas = Canvas(self.document, self.folders)
         self.runner = RunController(self.registry, Executor(self.registry, folders=self.folders), self)
         self.recent = recent or RecentFiles()
@@ -628,7 +629,7 @@ class MainWindow(QMainWindow):
         self.canvas.clear_states()
         self.progress.setValue(0)
         self.state_label.setText("Running…")
-        started = self.runner.start(self.document.graph, self.output_dir(), targets)
+        started = self.runner.start(self.document.graph, self.output_dir(), targets, workflow_path=self.document.path)
         self.run_action.setEnabled(not started)
         self.run_selected_action.setEnabled(not started)
         self.stop_action.setEnabled(started)

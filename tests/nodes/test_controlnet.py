@@ -16,6 +16,7 @@ import torch
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 from tests.nodes.control_files import make_controlnet, write_controlnet_original
 from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, n, run_workflow
 
@@ -162,7 +163,8 @@ def test_control_image_of_another_size_is_resized_with_a_note(setup):
     nets = [{"name": "sd15_folder", "image": images["wide"]}]
     events = []
     doc = {"format": "nodegraph.workflow", "version": 1, "nodes": control_nodes(executor, "sd15", nets)}
-    result = executor.run(parse_workflow(doc, executor.registry), ["decode"], on_event=events.append)
+    result = executor.run(parse_workflow(doc, executor.registry), ["decode"], on_event=events.append,
+                          settings=tmp_run_settings())
     notes = [e.message for e in events if isinstance(e, NodeLog) and e.level == "warning"]
     assert any("40x40 resized to 32x32" in m for m in notes), notes
     assert result.outputs["decode"]["image"].shape == (1, 32, 32, 3)
