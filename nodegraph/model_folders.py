@@ -146,7 +146,11 @@ class ModelFolders:
         return [p for p in result if not (p in seen or seen.add(p))]
 
     def list(self, kind: str, extensions: tuple[str, ...] = (), directories: bool = False) -> list[str]:
-        """Names (relative, with '/') of the files of ``kind`` found, first occurrence wins."""
+        """Names (relative, with '/') of the files of ``kind`` found, first occurrence wins. Where folders of
+        two kinds are shared (ComfyUI keeps T2I-Adapters in ``controlnet``), what is certainly the other kind is
+        left out (:mod:`nodegraph.model_probe`)."""
+        from nodegraph.model_probe import offered_as
+
         names: dict[str, None] = {}
         for folder in self.folders(kind):
             if not folder.is_dir():
@@ -155,11 +159,13 @@ class ModelFolders:
                 rel = path.relative_to(folder).as_posix()
                 if path.is_file() and (not extensions or path.suffix.lower() in extensions):
                     if not any(part.startswith(".") for part in path.relative_to(folder).parts):
-                        names.setdefault(rel, None)
+                        if offered_as(kind, path):
+                            names.setdefault(rel, None)
                 elif (directories and path.is_dir() and (path / "model_index.json").is_file()) or (
                     directories and path.is_dir() and (path / "config.json").is_file()
                 ):
-                    names.setdefault(rel, None)
+                    if offered_as(kind, path):
+                        names.setdefault(rel, None)
         return list(names)
 
     def resolve(self, kind: str, name: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,11 @@ class MainWindow(QMainWindow):
         recent: RecentFiles | None = None,
         autosave_dir: Path | None = None,
         remember_layout: bool = True,
+        interactive: bool = True,
     ) -> None:
         super().__init__()
         self.remember_layout = remember_layout  # off for screenshots: they must not depend on the last session
+        self.interactive = interactive  # off for screenshots: problems are printed, no dialog waits for a person
         self.registry = registry if registry is not None else default_registry()
         self.document = Document(self.registry, self)
         self.folders = ModelFolders.from_environment(lenient=True)
@@ -317,6 +320,9 @@ class MainWindow(QMainWindow):
             self.document.open(path)
         except WorkflowError as exc:
             lines = "\n".join(f"• {p}" for p in exc.problems[:20])
+            if not self.interactive:
+                print(f"nodegraph: {path} cannot be opened:\n{lines}", file=sys.stderr)
+                return False
             QMessageBox.critical(self, "Cannot open workflow", f"{path} cannot be opened:\n{lines}")
             self.log("error", f"cannot open {path}: " + "; ".join(str(p) for p in exc.problems))
             return False

@@ -94,18 +94,12 @@ class LoraFile:
 
 
 def _load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+    from nodes.weight_files import read_weights
 
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            return {k: f.get_tensor(k) for k in f.keys()}, metadata
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise LoraFormatError(f"{path.name} holds a {type(state).__name__}, not a state dict of tensors")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, {}
+    try:
+        return read_weights(path)  # bounded, code never run
+    except ValueError as exc:
+        raise LoraFormatError(str(exc)) from None
 
 
 def _metadata_alphas(metadata: dict[str, str]) -> tuple[dict[str, dict[str, Any]], bool]:
