@@ -173,6 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nnodegraph: stopping at the next check (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    threads_before = run_options.thread_idents()
     executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=folders)
     settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph),
                            paths=run_options.path_policy(args, trusted), allow_nonfinite=args.allow_nonfinite)
@@ -184,16 +185,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except NodeExecutionError as exc:
         reporter.close()
         _error(str(exc))
-        return EXIT_FAILED
+        return run_options.end_despite_threads(EXIT_FAILED, threads_before)
     except (Cancelled, KeyboardInterrupt):
         reporter.close()
         _error("cancelled")
-        return EXIT_CANCELLED
+        return run_options.end_despite_threads(EXIT_CANCELLED, threads_before)
     finally:
         signal.signal(signal.SIGINT, previous)
     reporter.close()
     reporter.summary(graph, result)
-    return run_options.end_despite_threads(EXIT_OK)
+    return run_options.end_despite_threads(EXIT_OK, threads_before)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

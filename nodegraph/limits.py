@@ -30,7 +30,8 @@ class Limit:
 LIMITS: dict[str, Limit] = {
     limit.name: limit
     for limit in (
-        Limit("image_pixels", 2**26, "pixels", "largest image decoded (width x height; 8192x8192 by default)"),
+        Limit("image_pixels", 2**26, "pixels", "largest image decoded or made (width x height; 8192x8192 by default)"),
+        Limit("batch_pixels", 2**28, "pixels", "most pixels in one batch a node makes (images x width x height)"),
         Limit("png_text_bytes", 64 << 20, "bytes", "largest decompressed text chunk of a PNG (an embedded workflow)"),
         Limit("workflow_bytes", 64 << 20, "bytes", "largest workflow file or embedded workflow"),
         Limit("json_depth", 200, "levels", "deepest nesting of arrays and objects in a workflow or config"),

@@ -144,6 +144,10 @@ def resolve_read(policy: PathPolicy, value: str, field: str, what: str = "file",
     path = Path(text).expanduser()
     if path.is_absolute():
         candidates = [path]
+    elif os.path.normpath(path).split(os.sep)[0] == "..":
+        allowed = "\n".join(f"  {r}" for r in policy.roots())
+        raise PathRefused(f"{what} {text!r} climbs out of its folder with '..': it would lie outside the folders a "
+                          f"workflow may read from:\n{allowed}", field)
     else:
         bases = [policy.workflow_dir] if policy.workflow_dir is not None else []
         candidates = [base / path for base in (*bases, *policy.input_dirs)]

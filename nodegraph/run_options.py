@@ -77,13 +77,15 @@ def path_policy(args: argparse.Namespace, trusted: list[Path] = ()) -> PathPolic
                       trusted=tuple(trusted))
 
 
-def end_despite_threads(code: int) -> int:
-    """Return ``code``, or end the process at once with it when threads a plugin started (not daemons) are still
-    running: Python would wait for them forever at exit. Everything was saved; the streams are flushed first."""
+def end_despite_threads(code: int, before: set[int]) -> int:
+    """Return ``code``, or end the process at once with it when threads started during the run (``before``: the
+    idents of the threads alive when it began) that are not daemons are still running: Python would wait for them
+    forever at exit. Everything was saved; the streams are flushed first."""
     import sys
     import threading
 
-    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    stray = [t for t in threading.enumerate() if t.ident not in before and not t.daemon and t.is_alive()
+             and t is not threading.current_thread()]
     if not stray:
         return code
     names = ", ".join(t.name for t in stray[:5])
@@ -92,3 +94,9 @@ def end_despite_threads(code: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def thread_idents() -> set[int]:
+    import threading
+
+    return {t.ident for t in threading.enumerate() if t.ident is not None}

@@ -110,6 +110,12 @@ class _BoundedFormatter(string.Formatter):
         super().__init__()
         self.total = 0
 
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        # only the plain names: "{a.__class__}" (also nested in a spec) must not reach into Python's objects
+        if field_name not in ("a", "b", "c"):
+            raise KeyError(f"{field_name!r} is not one of a, b, c (attributes and indexes are not allowed)")
+        return super().get_field(field_name, args, kwargs)
+
     def format_field(self, value: Any, format_spec: str) -> Any:
         limit = limits.get("text_chars")
         for number in re.findall(r"\d+", format_spec):

@@ -9,6 +9,7 @@ also lets a PNG saved with a large embedded workflow, past Pillow's 1 MB default
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ def apply_pillow_limits() -> None:
     text = limits.get("png_text_bytes")
     PngImagePlugin.MAX_TEXT_CHUNK = text
     PngImagePlugin.MAX_TEXT_MEMORY = 4 * text
-    # our own check below comes first; Pillow's bomb error (at twice this) is only a second line of defence
-    Image.MAX_IMAGE_PIXELS = limits.get("image_pixels")
+    # our own check (with the image's size in the message) comes first; Pillow's bomb error, raised at twice
+    # MAX_IMAGE_PIXELS, is the second line of defence for other code that opens images
+    Image.MAX_IMAGE_PIXELS = 4 * limits.get("image_pixels")
 
 
 @contextlib.contextmanager
@@ -38,7 +40,13 @@ def open_image(path: Path | str) -> Iterator[Any]:
     apply_pillow_limits()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
-        with Image.open(path) as opened:
+        try:
+            opened = Image.open(path)
+        except Image.DecompressionBombError as exc:  # Pillow's own check (at twice the limit) came first
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            raise limits.LimitExceeded(f"{Path(path).name} declares too many pixels", "image_pixels",
+                                       int(found.group(1)) if found else "more than twice the limit") from None
+        with opened:
             width, height = opened.size
             limits.check(f"{Path(path).name} is {width}x{height} pixels", "image_pixels", width * height)
             yield opened

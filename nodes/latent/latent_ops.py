@@ -43,8 +43,11 @@ def _check_multiple(value: int, field: str) -> None:
 def empty_latent_image(ctx: NodeContext, width: int, height: int, batch_size: int) -> dict:
     import torch
 
+    from nodes.image.ops import check_batch_size
+
     _check_multiple(width, "width")
     _check_multiple(height, "height")
+    check_batch_size(batch_size, width, height)  # 16384x16384 x 4096 would be valid, and 4 TB
     shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
     return {"latent": {"samples": torch.zeros(shape, dtype=torch.float32)}}  # by output name: a bare dict would be read as outputs
 
@@ -83,6 +86,9 @@ def latent_upscale(
         _check_multiple(width, "width")
         _check_multiple(height, "height")
         out_h, out_w = target_size(src_h, src_w, height // LATENT_FACTOR, width // LATENT_FACTOR)
+    from nodes.image.ops import check_batch_size
+
+    check_batch_size(latents.shape[0], out_w * LATENT_FACTOR, out_h * LATENT_FACTOR)
     x = center_crop_to_aspect(latents, out_h, out_w) if crop == "center" else latents
     result = dict(samples)  # other keys (noise_mask, batch_index) travel along untouched
     result["samples"] = resize_nchw(x, out_h, out_w, method).contiguous()

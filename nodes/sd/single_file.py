@@ -133,8 +133,9 @@ def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
         return _load_single_file(source, path, dtype)
     except CheckpointError:
         raise
-    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+    except Exception as exc:  # any library's error: the file is what is wrong
         # a config from the metadata that passed the shape checks but that diffusers or transformers cannot use
+        # (they raise TypeError, ValueError, KeyError or huggingface_hub's own validation errors)
         raise CheckpointError(f"{path.name} cannot be built from its configs: {type(exc).__name__}: {exc} (damaged "
                               "or forged metadata? re-save the checkpoint)") from None
     finally:
