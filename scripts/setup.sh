@@ -61,7 +61,8 @@ say "1/5 Python: $(command -v "$python") ($("$python" --version 2>&1))"
 # -- 2. the virtual environment --------------------------------------------------------------------------
 if [ -e .venv ] && ! good_python .venv/bin/python; then
   found=$(py_version .venv/bin/python | tr ' ' .)
-  say "2/5 .venv was made by ${found:+Python $found}${found:-a Python that no longer runs}: recreating it"
+  if [ -n "$found" ]; then maker="Python $found"; else maker="a Python that no longer runs"; fi
+  say "2/5 .venv was made by $maker: recreating it"
   [ -n "$dry_run" ] || rm -rf .venv
 fi
 system_torch=
