@@ -199,3 +199,28 @@ def test_the_suite_points_every_user_folder_at_a_temporary_folder():
         assert os.environ[name].startswith(SESSION_HOME)
     for path in (default_config_path(), default_user_root(), user_input_dir(), user_plugin_dir()):
         assert str(path).startswith(SESSION_HOME), path
+
+
+# -- the README ------------------------------------------------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = text.split("```")[1::2]
+    return [line.strip() for block in blocks if block.startswith("bash") for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_readme_commands_run_nodegraph_from_the_projects_environment():
+    commands = readme_commands()
+    assert any(c.startswith("./nodegraph.sh run") for c in commands)
+    bare = [c for c in commands if c.split()[0] == "nodegraph"]
+    assert bare == [], "use ./nodegraph.sh (or say how to activate the venv) in README examples"
+
+
+def test_readme_says_what_the_demo_model_understands():
+    from nodes.demo.dataset import COLOURS, SHAPES, SIZE
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("**The demo model**"):][:600]
+    assert f"{SIZE}x{SIZE}" in section and f"{len(COLOURS)} colours" in section and f"{len(SHAPES)} shapes" in section
+    assert all(word in section for word in (*COLOURS, *SHAPES))
