@@ -2,6 +2,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -22,3 +24,13 @@ for _name in ("NODEGRAPH_MODELS", "NODEGRAPH_MODELS_CONFIG", "NODEGRAPH_PLUGIN_P
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+
+@pytest.fixture(autouse=True)
+def _limits_back_to_defaults():
+    """``--limit`` changes this process's limits (a command line lives once); in-process tests run many."""
+    yield
+    from nodegraph.limits import reset
+
+    reset()

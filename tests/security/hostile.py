@@ -64,7 +64,10 @@ def tiny_png_bytes(width: int = 4, height: int = 4, extra_chunks: bytes = b"") -
 
 def text_bomb_png(path: Path, key: str = "nodegraph.workflow", inflated: int = 256 << 20) -> Path:
     """A PNG whose compressed text chunk inflates to ``inflated`` bytes (the file is a few hundred KB)."""
-    body = key.encode("latin-1") + b"\0\0" + zlib.compress(b" " * inflated, 9)
+    squeeze = zlib.compressobj(1)
+    block = b" " * (1 << 20)
+    stream = b"".join(squeeze.compress(block) for _ in range(inflated >> 20)) + squeeze.flush()
+    body = key.encode("latin-1") + b"\0\0" + stream
     path.write_bytes(tiny_png_bytes(extra_chunks=png_chunk(b"zTXt", body)))
     return path
 
