@@ -16,6 +16,7 @@ import torch
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog
 from nodegraph.workflow import parse_workflow
+from tests.fixtures.tiny_sd import reference_scheduler
 from tests.input_policy import tmp_run_settings
 from tests.nodes.control_files import make_controlnet, write_controlnet_original
 from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, n, run_workflow
@@ -82,7 +83,7 @@ def pipeline_image(result, family: str, nets: list[dict], size: int = 32, **extr
     model, clip, vae = outputs["ckpt"]["model"], outputs["ckpt"]["clip"], outputs["ckpt"]["vae"]
     controlnets = [outputs[f"cn{i}"]["control_net"].model for i in range(len(nets))]
     images = [outputs[f"img{i}"]["image"].permute(0, 3, 1, 2) for i in range(len(nets))]
-    scheduler = diffusers.EulerDiscreteScheduler.from_config(model.scheduler_config)
+    scheduler = reference_scheduler(model.family, "EulerDiscreteScheduler")
     single = len(nets) == 1
     kwargs = dict(
         controlnet=controlnets[0] if single else controlnets, vae=vae.vae, unet=model.unet, scheduler=scheduler,
