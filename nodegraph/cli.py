@@ -139,9 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
-    problems = run_options.apply_limits(args)
-    if problems:
-        _print_problems(problems)
+    bad_limit = run_options.apply_limits(args)
+    if bad_limit:
+        _error(bad_limit)
         return EXIT_INVALID
     registry = default_registry()
     try:
@@ -204,9 +204,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelConfigError, ModelFolders
 
-    problems = run_options.apply_limits(args)
-    if problems:
-        _print_problems(problems, args.json)
+    bad_limit = run_options.apply_limits(args)
+    if bad_limit:
+        _error(bad_limit)
         return EXIT_INVALID
     registry = default_registry()
     try:
@@ -215,7 +215,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _print_problems(exc.problems, args.json)
         return EXIT_INVALID
     try:
-        folders = ModelFolders.from_environment()
+        folders = ModelFolders.from_environment(args.models)
     except ModelConfigError as exc:
         _error(str(exc))
         return EXIT_INVALID
@@ -267,7 +267,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         _error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
         return EXIT_FAILED
-    return gui_main(args.workflow, screenshot=args.screenshot)
+    threads_before = run_options.thread_idents()
+    return run_options.end_despite_threads(gui_main(args.workflow, screenshot=args.screenshot), threads_before)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import nodegraph.limits as limits
-from nodegraph.errors import Problem
 from nodegraph.paths import PathPolicy, default_input_dirs
 
 
@@ -27,14 +26,18 @@ def add_options(parser: argparse.ArgumentParser, run: bool = True) -> None:
     if run:
         parser.add_argument("--allow-nonfinite", action="store_true",
                             help="keep NaN or infinite images and latents instead of failing the node that made them")
+    else:  # run has its own --models
+        parser.add_argument("--models", action="append", default=[], type=Path, metavar="DIR",
+                            help="an extra models root to search first (repeatable): the model files are checked too")
 
 
-def apply_limits(args: argparse.Namespace) -> list[Problem]:
+def apply_limits(args: argparse.Namespace) -> str | None:
+    """Apply ``--limit`` assignments; the error message when one is wrong."""
     try:
         limits.set_limits(list(args.limits))
     except limits.LimitError as exc:
-        return [Problem("bad_limit", str(exc), expected="NAME=VALUE", found=", ".join(args.limits))]
-    return []
+        return str(exc)
+    return None
 
 
 def _named_path(text: str) -> Path | None:
