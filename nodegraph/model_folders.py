@@ -175,7 +175,7 @@ class ModelFolders:
         lie in one of the model folders or in ``trusted`` (paths the user named), unless ``confined`` is off
         (the editor): a workflow cannot point a loader at ``/dev/zero`` or at files outside the model folders.
         """
-        from nodegraph.paths import PathRefused, names_within
+        from nodegraph.paths import PathRefused, exists, names_within
 
         if not name:
             raise ModelNotFound(kind, name, self.folders(kind))
@@ -188,16 +188,22 @@ class ModelFolders:
                     f"{kind} file {name!r} lies outside the model folders; put it (or a link to it) into one of:\n"
                     + "\n".join(f"  {p}" for p in self.folders(kind))
                     + "\nor add its folder with --models DIR", kind)
-            if not os.path.lexists(candidate):
+            if not exists(candidate, kind, f"{kind} file"):
                 raise ModelNotFound(kind, name, [candidate.parent])
             return self._readable(candidate, kind)
         if ".." in candidate.parts:
             raise ValueError(f"{kind} name {name!r} may not contain '..'")
         searched = self.folders(kind)
+        denied: PathRefused | None = None
         for folder in searched:
             path = folder / candidate
-            if os.path.lexists(path):
-                return self._readable(path, kind)
+            try:
+                if exists(path, kind, f"{kind} file"):
+                    return self._readable(path, kind)
+            except PathRefused as exc:  # a folder that may not be searched: the file may still be in another
+                denied = denied or exc
+        if denied is not None:
+            raise denied
         raise ModelNotFound(kind, name, searched)
 
     @staticmethod

@@ -111,6 +111,23 @@ def describe_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def exists(path: Path, field: str, what: str = "file") -> bool:
+    """Does ``path`` exist (a dangling link counts)? A folder on the way that may not be searched is
+    :class:`PathRefused` "permission denied", not "does not exist"."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return False
+    except PermissionError:
+        raise PathRefused(f"{what} {str(path)!r} cannot be reached: permission denied on a folder on its way "
+                          "(check the folders' permissions)", field) from None
+    except OSError:
+        return False
+    return True
+
+
 def check_readable(path: Path, field: str, what: str = "file", folder: bool = False) -> Path:
     """``path`` resolved, if it is a regular file (a directory when ``folder``) the process may read; else
     :class:`PathRefused` saying what it is. Files under ``/proc`` and ``/sys`` are refused: their size lies."""
@@ -151,7 +168,16 @@ def resolve_read(policy: PathPolicy, value: str, field: str, what: str = "file",
     else:
         bases = [policy.workflow_dir] if policy.workflow_dir is not None else []
         candidates = [base / path for base in (*bases, *policy.input_dirs)]
-    chosen = next((c for c in candidates if os.path.lexists(c)), None)
+    chosen, denied = None, None
+    for candidate in candidates:
+        try:
+            if exists(candidate, field, what):
+                chosen = candidate
+                break
+        except PathRefused as exc:  # an input folder that may not be searched: look in the others first
+            denied = denied or exc
+    if chosen is None and denied is not None:
+        raise denied
     if chosen is None and path.is_absolute():
         raise PathRefused(f"{what} {text!r} does not exist", field)
     if chosen is None:
