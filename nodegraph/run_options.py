@@ -66,8 +66,9 @@ def trust_named_paths(graph: Any, registry: Any, overrides: list[str]) -> list[P
         if not isinstance(param, (ImageFile, ModelFile, String)):
             continue
         named = _named_path(text.strip())
-        if named is None or (isinstance(param, ModelFile) and not (Path(text).is_absolute() or os.sep in text)):
-            continue  # a bare model name means the model folders
+        looks_like_a_path = Path(text).is_absolute() or os.sep in text or text.startswith(("~", "."))
+        if named is None or (not isinstance(param, ImageFile) and not looks_like_a_path):
+            continue  # a bare model name means the model folders; a bare word in a text is just text
         node.params[name] = str(named)
         trusted.append(named)
     return trusted

@@ -141,3 +141,12 @@ def test_a_file_without_read_permission_says_permission_denied(capsys, tmp_path)
     image.chmod(0)
     answer = cli(capsys, "validate", load_image_workflow(tmp_path, "locked.png"))
     assert answer.code == 2 and "permission denied" in answer.text
+
+
+def test_a_word_typed_into_a_text_parameter_is_not_taken_for_a_path(capsys, tmp_path, monkeypatch):
+    (tmp_path / "output").mkdir()  # a folder named like the word
+    monkeypatch.chdir(tmp_path)
+    workflow = write_workflow(tmp_path / "wf.json", {"s": {"type": "core.String"},
+                                                    "show": {"type": "core.Show", "inputs": {"value": ["s", "value"]}}})
+    answer = cli(capsys, "run", workflow, "--set", "s.value=output", "--output", tmp_path / "out", "--events", "none")
+    assert answer.code == 0 and "show.text: output\n" in answer.out
