@@ -137,9 +137,9 @@ def repaint_ms(app, window, frames: int = 15, everything: bool = True) -> tuple[
 def main() -> int:
     seconds, launch_cpu, torch_loaded = launch_seconds()
 
+    from nodegraph.installed import default_registry
     from nodegraph.node import Output, node
     from nodegraph.params import Int
-    from nodegraph.registry import default_registry
     from nodegraph.types import INT
     from ui.app import application, settle
     from ui.files import RecentFiles

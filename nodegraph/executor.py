@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nodegraph.cache import CacheEntry, OutputCache, estimate_nbytes
@@ -33,7 +34,9 @@ from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, v
 from nodegraph.model_folders import ModelFolders, fingerprint_path
 from nodegraph.modes import never_runs, resolve_modes
 from nodegraph.node import NodeDef
+from nodegraph.output_checks import check_outputs
 from nodegraph.params import ImageFile, ModelFile, ParamError
+from nodegraph.paths import resolve_read
 from nodegraph.registry import Registry
 from nodegraph.runtime import Runtime
 from nodegraph.types import FLOAT, SocketType
@@ -76,13 +79,33 @@ def default_targets(graph: Graph, registry: Registry) -> list[str]:
 
 
 def summarize(value: Any) -> str:
-    """A one-line description of a value, for failure reports."""
+    """A one-line description of a value, for failure reports (never raises: the value may be hostile)."""
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):
         device = getattr(value, "device", "")
         return f"{type(value).__name__}{list(shape)} {value.dtype} {device}".strip()
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"int of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str) and len(value) > 80:
+        return repr(value[:77]) + f"... ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__, or a number too long to print
+        return f"{type(value).__name__} (not printable: {type(exc).__name__})"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a node's exception says to the user: its own words for an explained error, else type and text."""
+    if isinstance(exc, NodeInputError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"the node called sys.exit({exc.code!r}); a node may not end the program"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message cannot be printed)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Executor:
@@ -133,6 +156,10 @@ class Executor:
         target_list = [t for t in target_list if t in graph.nodes]
         needed = needed_nodes(graph, target_list)
         problems = [p for p in validate(written, self.registry) if p.node in needed or p.code == "cycle"]
+        if not problems:  # files named by the workflow: missing or refused before anything loads
+            from nodegraph.file_checks import input_problems
+
+            problems = input_problems(graph, self.registry, settings.path_policy(self.folders), self.folders, needed)
         if problems:
             raise WorkflowError(problems)
         order, _ = topological_order(graph, needed)
@@ -143,8 +170,8 @@ class Executor:
             node = graph.nodes[node_id]
             try:
                 keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings)  # type: ignore[arg-type]
-            except Exception as exc:  # a missing file, or a plugin's fingerprint hook failing
-                message = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
+            except (Exception, SystemExit) as exc:  # a missing file, or a plugin's fingerprint hook failing
+                message = str(exc) if isinstance(exc, (OSError, ValueError)) else failure_message(exc)
                 emit(RunStarted((node_id,), tuple(target_list)))
                 emit(NodeFailed(node_id, node.type, message, type(exc).__name__))
                 emit(RunFailed(node_id, time.perf_counter() - started))
@@ -217,11 +244,11 @@ class Executor:
         kwargs: dict[str, Any] = dict(params)
         for spec in definition.inputs:
             kwargs[spec.name] = None
-        for name, (src, out) in node.inputs.items():
-            kwargs[name] = _promote(values[src][out], input_socket(definition, name))
         emit(NodeStarted(node.id, node.type))
         begin = time.perf_counter()
         try:
+            for name, (src, out) in node.inputs.items():
+                kwargs[name] = _promote(values[src][out], input_socket(definition, name), name)
             for name in node.inputs:
                 param = definition.param(name)
                 if param is not None:
@@ -231,11 +258,12 @@ class Executor:
                         raise NodeInputError(f"the value linked into {name!r} is invalid: {exc}", name) from None
             ctx.params = {k: kwargs[k] for k in params}
             outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            check_outputs(definition, outputs, settings.allow_nonfinite)
         except Cancelled:
             raise
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, NodeInputError) else f"{type(exc).__name__}: {exc}"
-            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs}
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the run silently
+            message = failure_message(exc)
+            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs if name in kwargs}
             emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs))
             raise NodeExecutionError(node.id, node.type, message) from exc
         seconds = time.perf_counter() - begin
@@ -258,7 +286,8 @@ class Executor:
                 if isinstance(param, ModelFile) and value:
                     fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
                 elif isinstance(param, ImageFile) and value:
-                    fingerprints[param.name] = _file_digest(value)
+                    fingerprints[param.name] = _file_digest(resolve_read(settings.path_policy(self.folders), value,
+                                                                         param.name, "image file"))
             except (OSError, ValueError) as exc:
                 raise NodeInputError(f"parameter {param.name!r}: {exc}", param.name) from exc
         if definition.fingerprint is not None:
@@ -277,14 +306,18 @@ def _params_of(node: GraphNode, definition: NodeDef) -> dict[str, Any]:
     return {p.name: node.params.get(p.name, p.default) for p in definition.params}
 
 
-def _promote(value: Any, target: SocketType | None) -> Any:
+def _promote(value: Any, target: SocketType | None, name: str = "") -> Any:
     # INT -> FLOAT is the one conversion the type rule allows; make it real where the value crosses.
     if target is not None and target.members == FLOAT.members and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise NodeInputError(f"the whole number linked into {name!r} is too large for a real number "
+                                 f"({summarize(value)})", name) from None
     return value
 
 
-def _file_digest(path: str) -> str:
+def _file_digest(path: Path | str) -> str:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -82,6 +83,9 @@ class WindowFiles:
             self.document.open(path)
         except WorkflowError as exc:
             lines = "\n".join(f"• {p}" for p in exc.problems[:20])
+            if not self.interactive:
+                print(f"nodegraph: {path} cannot be opened:\n{lines}", file=sys.stderr)
+                return False
             QMessageBox.critical(self, "Cannot open workflow", f"{path} cannot be opened:\n{lines}")
             self.log("error", f"cannot open {path}: " + "; ".join(str(p) for p in exc.problems))
             return False

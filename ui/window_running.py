@@ -41,7 +41,7 @@ class WindowRunning:
         self.canvas.clear_states()
         self.progress.setValue(0)
         self.state_label.setText("Running…")
-        started = self.runner.start(self.document.graph, self.output_dir(), targets)
+        started = self.runner.start(self.document.graph, self.output_dir(), targets, workflow_path=self.document.path)
         self.run_action.setEnabled(not started)
         self.run_selected_action.setEnabled(not started)
         self.stop_action.setEnabled(started)

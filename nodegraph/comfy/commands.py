@@ -82,7 +82,7 @@ def _stem(path: Path) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     from nodegraph.comfy.load import load_comfy
     from nodegraph.errors import WorkflowError
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodegraph.workflow import dumps
 
     registry = default_registry()
@@ -109,7 +109,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nodegraph.comfy.export import export_api_prompt
     from nodegraph.comfy.files import load_any
     from nodegraph.errors import WorkflowError
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     if not args.comfy:
         _error("choose the format to export to: --comfy (ComfyUI's API format)")

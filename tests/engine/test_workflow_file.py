@@ -103,7 +103,7 @@ def test_files_that_are_not_workflows_give_a_workflow_error(registry, tmp_path, 
 
 
 def test_missing_file_gives_a_workflow_error(registry, tmp_path):
-    with pytest.raises(WorkflowError, match="cannot read"):
+    with pytest.raises(WorkflowError, match="does not exist"):
         load_workflow(tmp_path / "nope.json", registry)
 
 

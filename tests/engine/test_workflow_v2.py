@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nodegraph.errors import WorkflowError
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from nodegraph.workflow import FORMAT, VERSION, dumps, parse_workflow, to_document
 
 from .counting import make_registry
