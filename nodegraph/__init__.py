@@ -11,10 +11,11 @@ The engine is pure Python: importing it loads neither torch nor Qt. The public A
 from nodegraph.context import CancelToken, NodeContext, RunSettings
 from nodegraph.errors import Cancelled, NodeExecutionError, NodeInputError, Problem, WorkflowError
 from nodegraph.executor import Executor, RunResult
-from nodegraph.graph import Graph, GraphNode, LinkRefused, validate
+from nodegraph.graph import Graph, GraphNode, LinkRefused
 from nodegraph.installed import default_registry
 from nodegraph.node import Input, NodeDef, Output, node
 from nodegraph.registry import Registry
+from nodegraph.validation import validate
 from nodegraph.version import __version__
 from nodegraph.workflow import load_workflow, parse_workflow, save_workflow, to_document
 

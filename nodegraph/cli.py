@@ -207,9 +207,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from nodegraph.errors import WorkflowError
     from nodegraph.file_checks import input_problems
-    from nodegraph.graph import validate
     from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelConfigError, ModelFolders
+    from nodegraph.validation import validate
 
     bad_limit = run_options.apply_limits(args)
     if bad_limit:

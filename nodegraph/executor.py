@@ -30,7 +30,7 @@ from nodegraph.events import (
     RunFinished,
     RunStarted,
 )
-from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, validate
+from nodegraph.graph import Graph, GraphNode, input_socket, topological_order
 from nodegraph.model_folders import ModelFolders, fingerprint_path
 from nodegraph.modes import never_runs, resolve_modes
 from nodegraph.node import NodeDef
@@ -40,6 +40,7 @@ from nodegraph.paths import resolve_read
 from nodegraph.registry import Registry
 from nodegraph.runtime import Runtime
 from nodegraph.types import FLOAT, SocketType
+from nodegraph.validation import validate
 
 EventSink = Callable[[Event], None]
 

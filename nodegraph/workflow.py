@@ -74,7 +74,7 @@ def parse_workflow(doc: Any, registry: Registry | None = None) -> Graph:
     """Build a :class:`Graph` from a workflow document, upgrading old versions.
 
     Raises :class:`WorkflowError` listing every structural problem. Whether the graph can run (types,
-    links, values) is :func:`nodegraph.graph.validate`'s business.
+    links, values) is :func:`nodegraph.validation.validate`'s business.
     """
     if not isinstance(doc, dict):
         raise WorkflowError([Problem("not_a_workflow", "a workflow must be a JSON object", expected="an object", found=describe(doc))])

@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QPl
 from nodegraph import plugins
 from nodegraph.errors import Problem
 from nodegraph.executor import Executor
-from nodegraph.graph import validate
 from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.registry import Registry
+from nodegraph.validation import validate
 from ui.canvas import Canvas
 from ui.document import Document
 from ui.files import Autosave, RecentFiles

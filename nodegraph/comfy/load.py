@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import Graph
 from nodegraph.params import describe
 from nodegraph.registry import Registry
+from nodegraph.safe_json import JsonInputError, parse_json
 
 
 @dataclass
@@ -129,15 +129,17 @@ def _apply_prompt_values(comfy: ComfyGraph, prompt: Any, report: ImportReport) -
 
 
 def _decode_json(data: bytes, source: str) -> Any:
+    """JSON within the engine's limits (size, depth, number length): a hostile file is an error, not a hang."""
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise WorkflowError([Problem("not_comfy", f"{source or 'the file'} is neither JSON text nor a PNG/WebP image",
                                      expected="a ComfyUI workflow (.json), or a PNG/WebP that carries one",
                                      found="binary data")]) from None
-    except json.JSONDecodeError as exc:
-        raise WorkflowError([Problem("bad_json", f"{source or 'the file'} is not valid JSON: {exc}",
-                                     expected="JSON", found=f"line {exc.lineno}, column {exc.colno}")]) from None
+    try:
+        return parse_json(data, source or "the file").value
+    except JsonInputError as exc:
+        raise WorkflowError([Problem("bad_json", str(exc), expected="JSON", found=source or "the file")]) from None
 
 
 def _not_comfy(doc: Any, source: str) -> WorkflowError:
@@ -165,7 +167,7 @@ def load_comfy(data: bytes | dict, registry: Registry, *, source: str = "") -> C
         data = bytes(data)
         container = embedded_texts(data)
         if container is not None:
-            return _load_embedded(container, registry, source)
+            return load_embedded(container, registry, source)
         doc: Any = _decode_json(data, source)
     else:
         doc = data
@@ -177,14 +179,15 @@ def load_comfy(data: bytes | dict, registry: Registry, *, source: str = "") -> C
     raise _not_comfy(doc, source)
 
 
-def _load_embedded(container: tuple[str, dict[str, str]], registry: Registry, source: str) -> ComfyImport:
+def load_embedded(container: tuple[str, dict[str, str]], registry: Registry, source: str = "") -> ComfyImport:
+    """Import from the ``workflow``/``prompt`` texts of an image: ``(container kind, {key: text})``."""
     kind, texts = container
     what = source or f"the {kind.upper()}"
     parsed: dict[str, Any] = {}
     for key, text in texts.items():
         try:
-            parsed[key] = json.loads(text)
-        except json.JSONDecodeError as exc:
+            parsed[key] = parse_json(text, f"{source or 'the image'}: its {key!r} text").value
+        except JsonInputError as exc:
             parsed[key] = exc
     workflow, prompt = parsed.get("workflow"), parsed.get("prompt")
     if _is_ui(workflow):

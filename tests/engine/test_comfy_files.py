@@ -97,7 +97,7 @@ def test_load_any_opens_nodegraph_and_comfyui_files_by_content(tmp_path):
     plain = tmp_path / "plain.png"
     plain.write_bytes(png_with_texts({}))
     assert not file_has_workflow(plain)
-    with pytest.raises(WorkflowError, match="carries no workflow"):
+    with pytest.raises(WorkflowError, match="carries no nodegraph workflow and no ComfyUI workflow"):
         load_any(plain, reg)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"a": 1}))

@@ -8,7 +8,7 @@ import pytest
 from nodegraph.comfy import export_api_prompt, load_comfy
 from nodegraph.comfy import load as comfy_load
 from nodegraph.comfy.widgets import name_widget_values
-from nodegraph.graph import validate
+from nodegraph.validation import validate
 from nodegraph.workflow import to_document
 from tests.engine.comfy_helpers import deep, fixture, registry
 

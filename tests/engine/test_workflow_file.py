@@ -8,11 +8,12 @@ import os
 import pytest
 
 from nodegraph.errors import WorkflowError
-from nodegraph.graph import Graph, validate
+from nodegraph.graph import Graph
 from nodegraph.node import Output, node
 from nodegraph.params import Int
 from nodegraph.registry import Registry
 from nodegraph.types import INT
+from nodegraph.validation import validate
 from nodegraph.workflow import FORMAT, dumps, load_workflow, parse_workflow, save_workflow, to_document
 
 from .counting import make_registry

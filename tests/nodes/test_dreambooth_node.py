@@ -273,8 +273,8 @@ def test_mixed_sizes_are_resized_with_a_note_and_a_prompt_without_identifier_is_
 def test_demo_workflow_validates_and_runs_on_a_tiny_model(setup, tmp_path):
     from pathlib import Path
 
-    from nodegraph.graph import validate
     from nodegraph.installed import default_registry
+    from nodegraph.validation import validate
 
     root, executor, subject, _ = setup
     doc = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "demo_dreambooth.json").read_text())

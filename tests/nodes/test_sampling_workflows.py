@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodegraph.graph import validate
 from nodegraph.installed import default_registry
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow
 from tests.input_policy import tmp_run_settings
 from tests.nodes.sd_workflow_helpers import shrink_workflow

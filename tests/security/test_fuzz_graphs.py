@@ -23,13 +23,14 @@ import nodegraph.limits as limits
 from nodegraph.context import RunSettings
 from nodegraph.errors import NodeExecutionError, WorkflowError
 from nodegraph.executor import Executor
-from nodegraph.graph import Graph, GraphNode, validate
+from nodegraph.graph import Graph, GraphNode
 from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.params import INT_MAX, INT_MIN, SEED_MAX
 from nodegraph.paths import PathPolicy
 from nodegraph.runtime import Runtime
 from nodegraph.types import compatible
+from nodegraph.validation import validate
 
 EXAMPLES = int(os.environ.get("NODEGRAPH_FUZZ_EXAMPLES", "60"))
 NODE_TYPES = (

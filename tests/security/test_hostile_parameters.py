@@ -11,9 +11,9 @@ import math
 import pytest
 
 from nodegraph.errors import WorkflowError
-from nodegraph.graph import validate
 from nodegraph.installed import default_registry
 from nodegraph.params import INT_MAX, INT_MIN
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow
 
 HOSTILE = (
