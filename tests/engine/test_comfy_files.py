@@ -119,3 +119,16 @@ def test_an_input_image_is_found_beside_the_workflow(tmp_path):
     from nodegraph.comfy import export_api_prompt
 
     assert export_api_prompt(graph, registry())["20"]["inputs"]["image"] == "photo.png"
+
+
+def test_an_input_image_name_that_leaves_the_input_folder_is_not_followed(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "secret.png")
+    (tmp_path / "wf").mkdir()
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "../secret.png"}}}
+    path = tmp_path / "wf" / "wf.json"
+    path.write_text(json.dumps(prompt))
+    graph, report = load_any(path, registry())
+    assert graph["1"].params["path"] == "../secret.png"
+    assert any("outside the input folder" in str(w) for w in report.warnings)
