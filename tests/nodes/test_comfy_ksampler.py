@@ -33,9 +33,9 @@ def api_workflow(sampler: dict, latent: dict | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory):
-    from tests.nodes.sd_workflow_helpers import make_executor, make_models_root
+    from tests.nodes.comfy_models import sd15_executor
 
-    return make_executor(make_models_root(tmp_path_factory.mktemp("models")))
+    return sd15_executor(tmp_path_factory.mktemp("models"))
 
 
 def run(executor, prompt: dict, targets: list[str]) -> dict:
