@@ -25,8 +25,6 @@ SAMPLER_NAMES: tuple[str, ...] = (
 
 # Names run as another algorithm: name -> the one that runs
 NEAREST: dict[str, str] = {
-    "dpm_adaptive": "dpm_fast",
-    "dpmpp_2s_ancestral_cfg_pp": "dpmpp_2s_ancestral",
     "deis": "ipndm",
     "seeds_2": "dpmpp_sde",
     "seeds_3": "dpmpp_3m_sde",
@@ -35,11 +33,13 @@ NEAREST: dict[str, str] = {
 }
 
 ANCESTRAL = frozenset({"euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
-                       "ddpm", "lcm", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "er_sde"})
+                       "ddpm", "lcm", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "er_sde",
+                       "dpmpp_2s_ancestral_cfg_pp"})
 BROWNIAN = frozenset({"dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun",
                       "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu"})
 # CFG++ samplers read the unconditional prediction, which ComfyUI computes for them even at CFG 1
-CFG_PP = frozenset({"euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2m_cfg_pp", "res_multistep_cfg_pp",
+CFG_PP = frozenset({"euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2m_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
+                    "res_multistep_cfg_pp",
                     "res_multistep_ancestral_cfg_pp", "gradient_estimation_cfg_pp"})
 
 Runner = Callable[..., Any]
@@ -79,7 +79,7 @@ def choose_sampler(name: str, device_type: str = "cpu") -> SamplerChoice:
 def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: int, callback: Any) -> Any:
     """Run ``choice`` over ``sigmas`` from ``x`` with ComfyUI's noise for ``seed``."""
     from nodes.sampling import k_samplers as k
-    from nodes.sampling.dpm_solver import dpm_fast
+    from nodes.sampling.dpm_solver import dpm_adaptive, dpm_fast
     from nodes.sampling.noise import BrownianNoise, step_noise
     from nodes.sampling.unipc import uni_pc
 
@@ -92,7 +92,7 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
         noise = None
     plain = {
         "euler": k.euler, "heun": k.heun, "heunpp2": k.heunpp2, "dpm_2": k.dpm_2, "lms": k.lms,
-        "dpmpp_2m": k.dpmpp_2m, "ipndm": k.ipndm, "dpm_fast": dpm_fast,
+        "dpmpp_2m": k.dpmpp_2m, "ipndm": k.ipndm, "dpm_fast": dpm_fast, "dpm_adaptive": dpm_adaptive,
     }
     if name in plain:
         return plain[name](model, x, sigmas, callback)
@@ -109,6 +109,10 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
     }
     if name in noisy:
         return noisy[name](model, x, sigmas, noise, callback)
+    if name == "dpmpp_2s_ancestral_cfg_pp":
+        from nodes.sampling.cfg_pp import dpmpp_2s_ancestral_cfg_pp
+
+        return dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, noise, callback)
     if name in ("euler_cfg_pp", "euler_ancestral_cfg_pp"):
         from nodes.sampling.cfg_pp import euler_cfg_pp
 
