@@ -15,6 +15,7 @@ space ComfyUI's sampler works in after its ``process_latent_in``: the arithmetic
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -175,9 +176,13 @@ def comfy_sample(model: ComfyDenoiser, levels: DiscreteSigmas, latent: dict, set
             model.inpaint_noise = noise
     x = levels.noise_scaling(sigmas[0].reshape(1), noise, latent_image, max_denoise(levels, sigmas))
     total = len(sigmas) - 1
+    # a step callback taking a third argument also gets the current estimate of the clean latent (previews)
+    wants_denoised = on_step is not None and len(inspect.signature(on_step).parameters) >= 3
 
     def callback(i: int, x_now: torch.Tensor, denoised: torch.Tensor) -> None:
-        if on_step is not None:
+        if wants_denoised:
+            on_step(i + 1, total, lambda: denoised)
+        elif on_step is not None:
             on_step(i + 1, total)
 
     with torch.inference_mode():

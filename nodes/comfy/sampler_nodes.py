@@ -42,6 +42,15 @@ def _common(steps: int = 20) -> list:
     ]
 
 
+def _step_reporter(ctx: NodeContext, model: Any) -> Any:
+    """Progress per step, with live previews where the product makes them (nodes.sampling.previews)."""
+    try:
+        from nodes.sampling.previews import PreviewReporter
+    except ImportError:
+        return lambda step, total: ctx.progress(step, total)
+    return PreviewReporter(ctx, model)
+
+
 def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, **kwargs: Any) -> dict:
     from nodegraph.runtime import cpu_threads_for, module_nbytes
     from nodes.adapters.residuals import prepare_residual_sources
@@ -90,7 +99,7 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
                                 runtime.device, runtime.dtype, always_uncond=choice.needs_uncond)
         with patches_applied(unet, model.patches), cpu_threads_for(runtime.device, module_nbytes(unet)):
             result = comfy_sample(wrapper, levels, latent_image, settings, sigmas, runtime.device,
-                                  on_step=lambda i, n: ctx.progress(i, n))
+                                  on_step=_step_reporter(ctx, model))
     except ConditioningMismatch as exc:
         raise NodeInputError(str(exc), exc.field) from exc
     except ValueError as exc:  # a schedule too short for the sampler (UniPC needs two steps)
