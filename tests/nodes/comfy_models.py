@@ -9,9 +9,10 @@ from nodegraph.executor import Executor
 from tests.nodes.sd_workflow_helpers import CHECKPOINT_NAMES, SEEDS, make_executor
 
 
-def sd15_executor(root: Path) -> Executor:
+def sd15_executor(root: Path, families: tuple[str, ...] = ("sd15",)) -> Executor:
     from tests.fixtures.tiny_sd import write_tiny_checkpoint
 
     (root / "checkpoints").mkdir(parents=True, exist_ok=True)
-    write_tiny_checkpoint(root / "checkpoints" / CHECKPOINT_NAMES["sd15"], "sd15", SEEDS["sd15"])
+    for family in families:
+        write_tiny_checkpoint(root / "checkpoints" / CHECKPOINT_NAMES[family], family, SEEDS[family])
     return make_executor(root)
