@@ -26,15 +26,13 @@ SAMPLER_NAMES: tuple[str, ...] = (
 # Names run as another algorithm: name -> the one that runs
 NEAREST: dict[str, str] = {
     "deis": "ipndm",
-    "seeds_2": "dpmpp_sde",
-    "seeds_3": "dpmpp_3m_sde",
     "sa_solver": "dpmpp_2m_sde",
     "sa_solver_pece": "dpmpp_2m_sde",
 }
 
 ANCESTRAL = frozenset({"euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
                        "ddpm", "lcm", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "er_sde",
-                       "dpmpp_2s_ancestral_cfg_pp"})
+                       "dpmpp_2s_ancestral_cfg_pp", "seeds_2", "seeds_3"})
 BROWNIAN = frozenset({"dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun",
                       "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu"})
 # CFG++ samplers read the unconditional prediction, which ComfyUI computes for them even at CFG 1
@@ -117,7 +115,7 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
         from nodes.sampling.cfg_pp import euler_cfg_pp
 
         return euler_cfg_pp(model, x, sigmas, noise if name == "euler_ancestral_cfg_pp" else None, callback)
-    if name.startswith(("res_multistep", "gradient_estimation")) or name in ("dpmpp_2m_cfg_pp", "er_sde"):
+    if name.startswith(("res_multistep", "gradient_estimation", "seeds")) or name in ("dpmpp_2m_cfg_pp", "er_sde"):
         from nodes.sampling import recent_samplers as r
 
         cfg_pp = name.endswith("_cfg_pp")
@@ -128,6 +126,8 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
             return r.gradient_estimation(model, x, sigmas, callback, cfg_pp=cfg_pp)
         if name == "er_sde":
             return r.er_sde(model, x, sigmas, noise, callback)
+        if name.startswith("seeds"):
+            return r.seeds(model, x, sigmas, noise, callback, stages=int(name[-1]))
         return r.dpmpp_2m_cfg_pp(model, x, sigmas, callback)
     order = 3 if name.startswith("dpmpp_3m") else 2
     solver = "heun" if "heun" in name else "midpoint"

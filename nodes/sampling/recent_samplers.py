@@ -4,7 +4,8 @@
   deterministic or ancestral, optionally CFG++ (the step direction from the unconditional prediction);
 - :func:`gradient_estimation`: Euler with a gradient-estimation correction (Permenter & Yuan 2024);
 - :func:`dpmpp_2m_cfg_pp`: DPM-Solver++(2M) with CFG++;
-- :func:`er_sde`: the extended reverse-time SDE solver, 3 stages (Cui et al. 2023, arXiv 2309.06169).
+- :func:`er_sde`: the extended reverse-time SDE solver, 3 stages (Cui et al. 2023, arXiv 2309.06169);
+- :func:`seeds`: SEEDS-2 and SEEDS-3, stochastic explicit exponential solvers (Gonzalez et al., NeurIPS 2023).
 
 CFG++ variants read ``model.last_uncond`` (the ComfyUI-semantics denoiser keeps it).
 """
@@ -143,4 +144,65 @@ def er_sde(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, ca
             spread = (lambda_t**2 - lambda_s**2 * r**2).sqrt().nan_to_num(nan=0.0)
             x = x + alpha_t * noise(sigmas[i], sigmas[i + 1]) * 1.0 * spread
         old_denoised = denoised
+    return x
+
+
+def _phi_1(h: torch.Tensor) -> torch.Tensor:
+    return torch.expm1(h)
+
+
+def _phi_2(h: torch.Tensor) -> torch.Tensor:
+    return (torch.expm1(h) - h) / h
+
+
+@torch.no_grad()
+def seeds(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise, callback: Callback = None,
+          stages: int = 2) -> torch.Tensor:
+    """SEEDS-2 (midpoint r = 1/2) or SEEDS-3 (r = 1/3, 2/3) in half-log-SNR time, eta 1, with the noise of each
+    sub-step carried into the next as ComfyUI does."""
+    s_in = x.new_ones([x.shape[0]])
+    eta = 1.0
+    r_1, r_2 = (0.5, None) if stages == 2 else (1.0 / 3, 2.0 / 3)
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in)
+        if callback is not None:
+            callback(i, x, denoised)
+        if sigmas[i + 1] == 0:
+            x = denoised
+            continue
+        lambda_s, lambda_t = _t(sigmas[i]), _t(sigmas[i + 1])
+        h = lambda_t - lambda_s
+        h_eta = h * (eta + 1)
+        lambda_s_1 = torch.lerp(lambda_s, lambda_t, r_1)
+        sigma_s_1 = lambda_s_1.neg().exp()
+        alpha_s_1 = sigma_s_1 * lambda_s_1.exp()
+        alpha_t = sigmas[i + 1] * lambda_t.exp()
+        x_2 = sigma_s_1 / sigmas[i] * (-r_1 * h * eta).exp() * x - alpha_s_1 * _phi_1(-r_1 * h_eta) * denoised
+        sde_noise = (-2 * r_1 * h * eta).expm1().neg().sqrt() * noise(sigmas[i], sigma_s_1)
+        x_2 = x_2 + sde_noise * sigma_s_1 * 1.0
+        denoised_2 = model(x_2, sigma_s_1 * s_in)
+        if stages == 2:
+            denoised_d = torch.lerp(denoised, denoised_2, 1 / (2 * r_1))
+            x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x - alpha_t * _phi_1(-h_eta) * denoised_d
+            last_sigma, last_r = sigma_s_1, r_1
+        else:
+            lambda_s_2 = torch.lerp(lambda_s, lambda_t, r_2)
+            sigma_s_2 = lambda_s_2.neg().exp()
+            alpha_s_2 = sigma_s_2 * lambda_s_2.exp()
+            a3_2 = r_2 / r_1 * _phi_2(-r_2 * h_eta)
+            a3_1 = _phi_1(-r_2 * h_eta) - a3_2
+            x_3 = sigma_s_2 / sigmas[i] * (-r_2 * h * eta).exp() * x - alpha_s_2 * (a3_1 * denoised + a3_2 * denoised_2)
+            segment = (r_1 - r_2) * h * eta
+            sde_noise = sde_noise * segment.exp()
+            sde_noise = sde_noise + segment.mul(2).expm1().neg().sqrt() * noise(sigma_s_1, sigma_s_2)
+            x_3 = x_3 + sde_noise * sigma_s_2 * 1.0
+            denoised_3 = model(x_3, sigma_s_2 * s_in)
+            b3 = _phi_2(-h_eta) / r_2
+            b1 = _phi_1(-h_eta) - b3
+            x = sigmas[i + 1] / sigmas[i] * (-h * eta).exp() * x - alpha_t * (b1 * denoised + b3 * denoised_3)
+            last_sigma, last_r = sigma_s_2, r_2
+        segment = (last_r - 1) * h * eta
+        sde_noise = sde_noise * segment.exp()
+        sde_noise = sde_noise + segment.mul(2).expm1().neg().sqrt() * noise(last_sigma, sigmas[i + 1])
+        x = x + sde_noise * sigmas[i + 1] * 1.0
     return x

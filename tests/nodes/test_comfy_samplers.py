@@ -85,7 +85,7 @@ def test_a_run_down_to_sigma_zero_lands_on_the_data_distribution():
 STOCHASTIC = {"euler_ancestral": 0.12, "euler_ancestral_cfg_pp": 0.12, "ddpm": 0.12, "dpm_2_ancestral": 0.03,
               "dpmpp_2s_ancestral": 0.03, "dpmpp_sde": 0.03, "dpmpp_2m_sde": 0.03, "dpmpp_2m_sde_heun": 0.03,
               "dpmpp_3m_sde": 0.03, "res_multistep_ancestral": 0.12, "er_sde": 0.03,
-              "dpmpp_2s_ancestral_cfg_pp": 0.03}
+              "dpmpp_2s_ancestral_cfg_pp": 0.03, "seeds_2": 0.03, "seeds_3": 0.03}
 
 
 @pytest.mark.parametrize("name", sorted(STOCHASTIC))
