@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
     gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
                      help="lay the window out, save a screenshot to FILE.png and exit")
+
+    from nodegraph.batch.cli import add_parser as add_batch_parser
+    from nodegraph.server.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 
@@ -63,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
-    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui}
+    from nodegraph.batch.cli import cmd_batch
+    from nodegraph.server.cli import cmd_serve
+
+    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui,
+               "serve": cmd_serve, "batch": cmd_batch}
     try:
         return handler[args.command](args)
     except BrokenPipeError:

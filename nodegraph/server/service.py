@@ -68,11 +68,17 @@ class Service:
     # -- life cycle ---------------------------------------------------------------------------------
 
     def start(self, workers: list[Any] | None = None) -> Service:
-        from nodegraph.server.worker_setup import make_workers
-
-        made, replace = (workers, None) if workers is not None else make_workers(self.settings, self.registry)
+        made, replace = (workers, None) if workers is not None else self._make_workers()
         self.pool = WorkerPool(made, self, replace).start()
         return self
+
+    def _make_workers(self) -> tuple[list[Any], Any]:
+        from nodegraph.workers.make import make_local_workers, make_ray_workers
+
+        s = self.settings
+        if s.ray:
+            return make_ray_workers(s.ray, s.workers, s.ray_cpus, s.ray_gpus, s.models, s.device, s.precision)
+        return make_local_workers(s.workers or 1, self.registry, s.staging_dir, s.models, s.device, s.precision), None
 
     def close(self) -> None:
         if self.pool is not None:

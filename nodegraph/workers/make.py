@@ -1,4 +1,4 @@
-"""Make a server's (or a batch's) workers from its settings: N in-process executors, or Ray actors."""
+"""Make workers: N in-process executors, or Ray actors spread over a cluster."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ def make_local_workers(count: int, registry: Registry, staging: Path, models: li
     from nodegraph.executor import Executor
     from nodegraph.model_folders import ModelFolders
     from nodegraph.runtime import Runtime
+    from nodegraph.workers.load_lock import serialize_loaders
     from nodegraph.workers.local import LocalWorker
+
+    if count > 1:  # workers sharing this process must not build models at the same time
+        registry = serialize_loaders(registry)
 
     def make_executor() -> Executor:
         return Executor(registry, runtime=Runtime(device, precision), folders=ModelFolders.from_environment(models))
@@ -47,11 +51,3 @@ def make_ray_workers(address: str, count: int | None, cpus: float, gpus: float, 
         return RayWorker(f"{base}~{next(generation)}", dead.options)
 
     return workers, replace
-
-
-def make_workers(settings: Any, registry: Registry) -> tuple[list[Any], Callable[[Any], Any] | None]:
-    if settings.ray:
-        return make_ray_workers(settings.ray, settings.workers, settings.ray_cpus, settings.ray_gpus, settings.models,
-                                settings.device, settings.precision)
-    return make_local_workers(settings.workers or 1, registry, settings.staging_dir, settings.models, settings.device,
-                              settings.precision), None
