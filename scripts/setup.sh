@@ -18,7 +18,7 @@ fi
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "torch==2.13.0"
 fi
-"$PY" -m pip install -q -e ".[gui,dev]"
+"$PY" -m pip install -q -e ".[gui,dev,serve,ray]"
 # The example plugin is installed like a third-party one (its entry point), so CI tests discovery for real.
 "$PY" -m pip install -q -e "$example_plugin"
 touch "$stamp"
