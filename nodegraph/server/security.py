@@ -71,6 +71,8 @@ class Guard:
             return 403, f"requests from web pages at {origin} are refused (start the server with --cors-origin {origin} to allow them)"
         if scope["path"] in OPEN_PATHS:
             return None
+        if origin and scope.get("method") == "OPTIONS" and "access-control-request-method" in headers:
+            return None  # a CORS preflight from an allowed origin carries no credentials; CORS answers it
         token = _token_from(headers, scope.get("query_string", b""))
         expected = self.settings.token
         if token is not None:
