@@ -33,6 +33,7 @@ class Item:
     spec: JobSpec
     status: str = "pending"
     files: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     seconds: float = 0.0
 
@@ -101,6 +102,7 @@ class BatchRun:
                     item.status = "pending"
                 return
             item.seconds = outcome.seconds
+            item.values = outcome.values
             if outcome.status == SUCCESS:
                 try:
                     committed = commit_files([f for f in outcome.files if f.kind == "output"], {"output": self.output_dir})
@@ -139,7 +141,7 @@ class BatchRun:
 
     def _write_index(self, item: Item) -> None:
         line = json.dumps({"batch": self.batch, "index": item.index, "params": item.params, "status": item.status,
-                           "files": item.files, "seconds": round(item.seconds, 3), "error": item.error},
+                           "files": item.files, "values": item.values, "seconds": round(item.seconds, 3), "error": item.error},
                           ensure_ascii=False, default=str)
         with self._lock:
             self.index_path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,9 +57,10 @@ def raw_values(text: str, base: Path | None = None) -> list[str]:
     match = _RANGE.match(text)
     if match:
         start, stop = int(match[1]), int(match[2])
-        step = int(match[3]) if match[3] else (1 if stop >= start else -1)
-        if step == 0 or (stop - start) * step < 0:
-            raise ValueError(f"the range {text!r} is empty (step {step})")
+        size = abs(int(match[3])) if match[3] else 1  # the step's size; its direction is from A to B
+        if size == 0:
+            raise ValueError(f"the range {text!r} has a step of 0")
+        step = size if stop >= start else -size
         count = (stop - start) // step + 1
         if count > MAX_COMBINATIONS:
             raise ValueError(f"the range {text!r} has {count} values; at most {MAX_COMBINATIONS}")
