@@ -49,7 +49,8 @@ def job_view(job: Job, service: Service, *, workflow: bool = False) -> dict[str,
 
 
 def problems_response(exc: SubmissionError) -> JSONResponse:
-    return error_response(400, exc.kind, f"the workflow cannot run: {len(exc.problems)} problem(s)",
+    first = f"; the first: {exc.problems[0]}" if exc.problems else ""
+    return error_response(400, exc.kind, f"the workflow cannot run: {len(exc.problems)} problem(s){first}",
                           problems=[p.to_json() for p in exc.problems])
 
 
