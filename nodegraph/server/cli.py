@@ -91,8 +91,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"nodegraph: listening on {settings.host}: every request needs 'Authorization: Bearer <token from "
               f"{settings.token_path}>'", file=sys.stderr)
 
+    import logging
+
     from nodegraph.server.service import Service
     from nodegraph.server.serving import serve_forever
+
+    logging.basicConfig(format="nodegraph: %(message)s", level=logging.WARNING)
+    logging.getLogger("nodegraph.server").setLevel(logging.INFO)  # one line per finished job
 
     try:
         service = Service(settings)

@@ -124,7 +124,8 @@ def make_router(service: Service, *, in_schema: bool = True) -> APIRouter:
 
     @router.get("/history", summary="Finished prompts with their outputs (ComfyUI)")
     def get_history(max_items: int | None = Query(None, ge=1), offset: int = Query(0, ge=0)) -> Any:
-        jobs = service.store.list(FINISHED, max_items or 10_000, newest_first=True, offset=offset)
+        # Prompts removed from the queue before they ran are not history (as in ComfyUI).
+        jobs = [j for j in service.store.list(FINISHED, max_items or 10_000, newest_first=True, offset=offset) if j.started]
         return history(list(reversed(jobs)))
 
     @router.get("/history/{prompt_id}", summary="One finished prompt (ComfyUI)")

@@ -8,7 +8,10 @@ store, so a client that connects late can read what it missed.
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -38,6 +41,7 @@ from nodegraph.workers.spec import LOST, JobSpec, Outcome, model_files_of
 from nodegraph.workers.spec import SUCCESS as OUT_SUCCESS
 
 PRUNE_EVERY = 50  # finished jobs between two retention passes
+log = logging.getLogger("nodegraph.server")
 
 
 class QueueFull(Exception):
@@ -61,6 +65,8 @@ class Service:
         self._seq: dict[str, int] = {}
         self._previews: dict[str, tuple[str, bytes]] = {}
         self._clients: dict[str, str | None] = {}
+        # Paths inside a worker's staging folder mean nothing to a client (and name the server's disk).
+        self._staging_prefixes = (str(settings.staging_dir) + os.sep, str(Path(tempfile.gettempdir()) / "nodegraph-ray-staging") + os.sep)
         self._finished_since_prune = 0
         self.started_at = time.time()
         self.store.prune(settings.retention_days, settings.retention_jobs)
@@ -173,6 +179,7 @@ class Service:
         return spec
 
     def emit(self, job_id: str, data: dict[str, Any], preview: Any) -> None:
+        data = _scrub(data, self._staging_prefixes)
         if preview is not None:
             self._previews[job_id] = preview
             data = {**data, "preview": f"/v1/jobs/{job_id}/preview?seq={self._seq.get(job_id, 0) + 1}"}
@@ -191,6 +198,7 @@ class Service:
         if job is None:  # deleted while running
             return
         if outcome.status == LOST and job.attempts < MAX_ATTEMPTS:
+            log.warning("job %s (%s): %s; queued again", job.number, job.id, (outcome.error or {}).get("message", "worker lost"))
             self.store.update(job.id, status=PENDING, retried=True, priority=-job.number - 1_000_000_000, worker=None)
             self._publish(job, {"event": "job_retried", "reason": (outcome.error or {}).get("message", "worker lost")})
             self._publish_status()
@@ -213,6 +221,8 @@ class Service:
             self.store.update(job.id, status=status, finished=time.time(), outputs=outputs, values=outcome.values,
                               error=error, worker=outcome.worker or worker.name)
             self._models.pop(job.id, None)
+        log.info("job %s (%s) %s in %.2f s on %s%s", job.number, job.id, status, outcome.seconds, outcome.worker or worker.name,
+                 f": {error.get('message', '')}" if error else "")
         self._publish(job, {"event": "job_finished", "status": status, "outputs": outputs, "values": outcome.values,
                             "error": error, "executed": outcome.executed, "cached": outcome.cached,
                             "seconds": round(outcome.seconds, 4)})
@@ -270,3 +280,17 @@ def _ship_inputs(spec: JobSpec, registry: Registry) -> None:
                 except OSError:
                     continue  # the node reports the missing file itself
                 spec.input_params.append((node_id, param.name, name))
+
+
+def _scrub(value: Any, prefixes: tuple[str, ...]) -> Any:
+    """``value`` with every path under a staging folder cut down to its file name."""
+    if isinstance(value, str):
+        for prefix in prefixes:
+            if prefix in value:
+                return "\n".join(Path(line).name if line.startswith(prefix) else line for line in value.split("\n"))
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, prefixes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, prefixes) for v in value]
+    return value

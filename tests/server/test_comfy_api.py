@@ -175,3 +175,23 @@ def test_comfy_routes_are_also_served_under_api(make_server):
     served = make_server(start_workers=False)
     assert requests.get(served.url + "/api/prompt").json() == {"exec_info": {"queue_remaining": 0}}
     assert "KSampler" in requests.get(served.url + "/api/object_info").json()
+
+
+def test_preview_images_come_back_as_temp_files(demo_server):
+    prompt = comfy_demo_prompt(seed=6, steps=2)
+    prompt["9"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}, "_meta": {"title": "Preview"}}
+    prompt_id = requests.post(demo_server.url + "/prompt", json={"prompt": prompt}).json()["prompt_id"]
+    job = demo_server.wait(prompt_id)
+    assert job["status"] == "success", job["error"]
+    entry = requests.get(demo_server.url + f"/history/{prompt_id}").json()[prompt_id]
+    (image,) = entry["outputs"]["9"]["images"]
+    assert image["type"] == "temp"
+    served = requests.get(demo_server.url + "/view", params=image)
+    assert served.status_code == 200 and Image.open(io.BytesIO(served.content)).size == (64, 64)
+
+
+def test_the_native_api_also_takes_a_comfy_prompt(demo_server):
+    job = demo_server.submit(comfy_demo_prompt(seed=7, steps=2, prefix="native_comfy"))
+    done = demo_server.wait(job["id"])
+    assert done["status"] == "success" and done["source"] == "comfy"
+    assert done["outputs"][0]["node"] == "9" and done["outputs"][0]["filename"].startswith("native_comfy_")
