@@ -37,7 +37,7 @@ def import_api_prompt(prompt: dict[str, Any], registry: Registry) -> tuple[Graph
 
 def load_comfy(doc: Any, registry: Registry) -> tuple[Graph, list[str]]:
     """Any ComfyUI document the import understands (API format, or the editor's workflow format)."""
-    result = module().load_comfy(doc, registry, source="request body")
+    result = module().load_comfy(doc, registry, source="<request>")  # "<...>": no folder to resolve files against
     return result.graph, report_lines(getattr(result, "report", None))
 
 
