@@ -54,13 +54,13 @@ def prepare(
     target_list = _targets(graph, targets, problems)
     problems.extend(validate(graph, registry))
     problems.extend(confine(graph, registry, input_dir, allowed))
+    if problems:
+        raise SubmissionError(problems)
     if source == "comfy" and target_list is None and not any(
         (d := registry.get(n.type)) is not None and d.output_node for n in graph.nodes.values()
     ):
         raise SubmissionError([Problem("prompt_no_outputs", "the prompt has no output node (Save Image, Preview Image, ...)",
                                        expected="at least one output node", found="none")], "prompt_no_outputs")
-    if problems:
-        raise SubmissionError(problems)
     return Submission(to_document(graph), source, target_list, notes, graph)
 
 

@@ -15,6 +15,7 @@ from comfy_api_simplified import ComfyApiWrapper, ComfyWorkflowWrapper
 from PIL import Image
 from websockets.sync.client import connect
 
+from nodegraph.server import comfy_bridge
 from tests.server.helpers import comfy_demo_prompt, steps_workflow
 
 
@@ -60,7 +61,8 @@ def test_the_comfy_client_reads_queue_history_nodes_and_stats(demo_server, tmp_p
     info = api.get_object_info("CheckpointLoaderSimple")["CheckpointLoaderSimple"]
     assert "demo_shapes.safetensors" in info["input"]["required"]["ckpt_name"][0]
     assert info["output"] == ["MODEL", "CLIP", "VAE", "STRING"]
-    assert api.get_object_info()["KSampler"]["nodegraph_type"] == "core.KSampler"
+    listed_as = comfy_bridge.class_names(demo_server.service.registry)  # our node type -> ComfyUI class name
+    assert listed_as[api.get_object_info()["KSampler"]["nodegraph_type"]] == "KSampler"
     assert api.get_system_stats()["system"]["ram_total"] > 0
     assert api.get_embeddings() == []
     picture = tmp_path / "ring.png"
