@@ -27,10 +27,36 @@ Send the server's token as `Authorization: Bearer TOKEN` where it is required.
 """
 
 
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+DOCS_STATIC = "/docs-static"
+
+
+def _make_fastapi(**kwargs: Any) -> Any:
+    """FastAPI whose /docs and /redoc pages use Swagger UI and ReDoc files shipped in the fastapi-offline
+    package, not a CDN: the API docs work on a machine without internet. The OpenAPI description declares
+    the bearer token, so the docs page's "Authorize" button sends it."""
+    from fastapi.openapi.utils import get_openapi
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(static_url=DOCS_STATIC, **kwargs)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "token": {"type": "http", "scheme": "bearer", "description": "the server's token (see the README)"}}
+            schema["security"] = [{"token": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
 def create_app(service: Service) -> Any:
     import asyncio
 
-    from fastapi import FastAPI, Request
+    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.middleware.cors import CORSMiddleware
 
@@ -44,7 +70,7 @@ def create_app(service: Service) -> Any:
         service.hub.bind(asyncio.get_running_loop())
         yield
 
-    app = FastAPI(title="nodegraph", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = _make_fastapi(title="nodegraph", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.include_router(routes_native.make_router(service))
     app.include_router(routes_comfy.make_router(service))
     app.include_router(routes_comfy.make_router(service, in_schema=False), prefix="/api")

@@ -28,7 +28,10 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 UPLOAD_PATHS = ("/upload/image", "/upload/mask", "/v1/uploads", "/api/upload/image")
-OPEN_PATHS = ("/v1/health",)
+# No token needed: liveness, and the API's description and docs pages (public knowledge, and the docs page
+# must load before its "Authorize" button can send the token). Origin and host checks still apply.
+OPEN_PATHS = ("/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+OPEN_PREFIXES = ("/docs-static/",)
 
 
 class BodyTooLarge(Exception):
@@ -69,7 +72,7 @@ class Guard:
         origin = headers.get("origin")
         if origin and origin != "null" and not self._origin_allowed(origin, host_header):
             return 403, f"requests from web pages at {origin} are refused (start the server with --cors-origin {origin} to allow them)"
-        if scope["path"] in OPEN_PATHS:
+        if scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             return None
         if origin and scope.get("method") == "OPTIONS" and "access-control-request-method" in headers:
             return None  # a CORS preflight from an allowed origin carries no credentials; CORS answers it

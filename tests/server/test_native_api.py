@@ -161,10 +161,14 @@ def test_an_uploaded_image_feeds_load_image(make_server):
     assert job["status"] == "success" and job["values"]["show"]["text"] == "40"
 
 
-def test_the_api_is_described_as_openapi_at_docs(make_server):
+def test_the_api_is_described_as_openapi_at_docs_without_a_cdn(make_server):
     served = make_server(start_workers=False)
-    assert served.get("/docs").status_code == 200
-    paths = served.get("/openapi.json").json()["paths"]
+    page = served.get("/docs").text
+    assert "cdn" not in page.lower() and "/docs-static/swagger-ui-bundle.js" in page
+    assert served.get("/docs-static/swagger-ui-bundle.js").status_code == 200
+    schema = served.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    paths = schema["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/nodes", "/v1/uploads", "/prompt", "/history", "/view"} <= set(paths)
 
 

@@ -35,12 +35,13 @@ def test_loopback_needs_no_token_but_refuses_a_wrong_one(make_server):
 
 def test_with_auth_every_route_and_the_websocket_need_the_token(make_server):
     served = make_server(start_workers=False, require_auth=True)
-    for path in ("/v1/jobs", "/queue", "/object_info", "/view?filename=x.png", "/docs"):
+    for path in ("/v1/jobs", "/queue", "/object_info", "/view?filename=x.png", "/history"):
         refused = requests.get(served.url + path)
         assert refused.status_code == 401, path
         assert refused.headers["WWW-Authenticate"].startswith("Bearer") and "token" in refused.json()["error"]["message"]
     assert requests.post(served.url + "/prompt", json={"prompt": comfy_demo_prompt()}).status_code == 401
-    assert requests.get(served.url + "/v1/health").status_code == 200  # liveness needs no token
+    for path in ("/v1/health", "/docs", "/openapi.json"):  # liveness and the API's description need no token
+        assert requests.get(served.url + path).status_code == 200
     assert requests.get(served.url + "/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert requests.get(served.url + "/v1/jobs", params={"token": TOKEN}).status_code == 200
     # ComfyUI clients behind a proxy send HTTP Basic auth: the token is the password.
