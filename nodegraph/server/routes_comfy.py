@@ -117,8 +117,7 @@ def make_router(service: Service, *, in_schema: bool = True) -> APIRouter:
     def history(jobs: list[Job]) -> dict[str, Any]:
         result = {}
         for job in jobs:
-            events = service.store.events(job.id, limit=100_000)
-            finish = next((e for e in reversed(events) if e.get("event") == "job_finished"), None)
+            finish = service.store.last_event(job.id, "job_finished")
             result[job.id] = history_entry(job, prompt_of(job), outputs_to_execute(job), finish)
         return result
 

@@ -236,6 +236,13 @@ class JobStore:
                                     (job_id, after, limit)).fetchall()
         return [{"seq": r["seq"], **json.loads(r["data"])} for r in rows]
 
+    def last_event(self, job_id: str, kind: str) -> dict[str, Any] | None:
+        """The latest event of one kind (``job_finished``, say) of a job, without reading the others."""
+        with self._lock:
+            row = self._db.execute("SELECT seq, data FROM events WHERE job = ? AND json_extract(data, '$.event') = ? "
+                                   "ORDER BY seq DESC LIMIT 1", (job_id, kind)).fetchone()
+        return {"seq": row["seq"], **json.loads(row["data"])} if row else None
+
     def last_seq(self, job_id: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT COALESCE(MAX(seq), -1) FROM events WHERE job = ?", (job_id,)).fetchone()
