@@ -1,6 +1,6 @@
 """Serving throughput, added latency and memory, measured against `nodegraph run` in the same session.
 
-    python benchmarks/serve.py [--jobs 12] [--process-jobs 3] [--latency-jobs 40]
+    python benchmarks/serve.py [--jobs 12] [--process-jobs 3] [--latency-jobs 40] [--ray]
 
 1. Jobs per minute on the demo model (workflows/txt2img.json as shipped: 4 images of 64 px, 20 DDIM steps,
    a new seed per job): one `nodegraph run` process per job, then a real `nodegraph serve` process with 1
@@ -9,7 +9,8 @@
 2. The server's added latency per job: a trivial workflow (String -> Show), submitted one at a time and
    followed over the websocket; added = (submit -> job_finished) minus the engine's own run time reported
    in that event. Goal: under 20 ms.
-3. Memory per idle worker: the server's resident memory, idle after warm-up, with 2 workers minus with 1.
+3. Memory per idle worker: the server's resident memory, idle after warm-up, with 2 workers minus with 1;
+   with --ray, the resident memory of an idle warm Ray actor (a process of its own).
 
 The machine is shared: the load average is printed with the figures, which are ratios within one run.
 """
@@ -56,13 +57,14 @@ def rss(pid: int) -> int:
 
 
 class Server:
-    def __init__(self, workers: int, home: Path) -> None:
+    def __init__(self, workers: int, home: Path, ray: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         state = Path(tempfile.mkdtemp(dir=home))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nodegraph", "serve", "--port", str(self.port), "--workers", str(workers),
-             "--state", str(state), "--device", "cpu"], env=environment(home), cwd=home,
+            [sys.executable, "-m", "nodegraph", "serve", "--port", str(self.port), "--state", str(state), "--device", "cpu",
+             *(["--ray", "local", "--ray-workers", str(workers)] if ray else ["--workers", str(workers)])],
+            env=environment(home), cwd=home,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while True:
@@ -143,11 +145,24 @@ def added_latency(jobs: int, home: Path) -> tuple[float, float, float]:
     return statistics.median(added), added[int(len(added) * 0.95) - 1], statistics.median(engine)
 
 
+def ray_actor_memory(home: Path) -> int:
+    """Resident memory of one idle Ray actor (a process of its own) after a warm-up job."""
+    server = Server(1, home, ray=True)
+    try:
+        server.wait_all([server.submit(json.loads(WORKFLOW.read_text()))])
+        time.sleep(1.0)
+        (worker,) = requests.get(server.url + "/v1/workers", timeout=60).json()["workers"]
+        return int(worker["memory_bytes"])
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=12, help="jobs per server measurement")
     parser.add_argument("--process-jobs", type=int, default=3, help="`nodegraph run` processes")
     parser.add_argument("--latency-jobs", type=int, default=40)
+    parser.add_argument("--ray", action="store_true", help="also measure an idle Ray actor's memory (starts a local cluster)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)
@@ -156,6 +171,7 @@ def main() -> None:
         one, first_one, idle_one = server_rate(1, args.jobs, home)
         two, _, idle_two = server_rate(2, args.jobs, home)
         median, p95, engine = added_latency(args.latency_jobs, home)
+        actor = ray_actor_memory(home) if args.ray else None
         print(f"load average after: {os.getloadavg()[0]:.1f}")
     print()
     print("demo model, workflows/txt2img.json (4 images, 64 px, 20 steps), jobs per minute:")
@@ -164,7 +180,9 @@ def main() -> None:
     print(f"  nodegraph serve, 2 workers           {two:7.1f}   {two / per_process:.1f}x   ({two / one:.2f}x one worker)")
     print(f"added latency per job (String -> Show): median {median:.1f} ms, p95 {p95:.1f} ms (engine's own run: {engine:.2f} ms)")
     print(f"memory: server idle with 1 warm worker {idle_one / 2**20:.0f} MiB; each further idle warm worker "
-          f"{(idle_two - idle_one) / 2**20:.0f} MiB")
+          f"{(idle_two - idle_one) / 2**20:.0f} MiB (workers in one process share torch and the libraries)")
+    if actor is not None:
+        print(f"memory: an idle warm Ray actor (its own process) {actor / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -159,8 +159,15 @@ class RayWorker:
         return self._ray.get(self.actor.describe.remote(), timeout=timeout)
 
     def info(self) -> dict[str, Any]:
+        where: dict[str, Any] = {}
+        if self.alive:
+            try:
+                where = self.describe(timeout=5)
+            except Exception:  # busy past the timeout, or gone: report what is known
+                where = {}
         return {"name": self.name, "kind": self.kind, "alive": self.alive, "busy": self.job is not None,
-                "job": self.job.job_id if self.job else None, "models": list(self.models), "jobs_done": self.jobs_done}
+                "job": self.job.job_id if self.job else None, "models": list(self.models), "jobs_done": self.jobs_done,
+                "host": where.get("host"), "pid": where.get("pid"), "memory_bytes": where.get("rss_bytes")}
 
     def close(self, timeout: float = 10.0) -> None:
         self._inbox.put(None)
