@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -57,7 +58,9 @@ class NodegraphActor:
         self.name = name
         self.executor = Executor(default_registry(), runtime=Runtime(device, precision),
                                  folders=ModelFolders.from_environment([Path(m) for m in models]))
-        self.staging = Path(tempfile.gettempdir()) / "nodegraph-ray-staging" / f"{name}-{os.getpid()}"
+        root = Path(tempfile.gettempdir()) / "nodegraph-ray-staging"
+        self.staging = root / f"{name}-{os.getpid()}"
+        _remove_dead_stagings(root)
         self._events: list[tuple[dict[str, Any], Any]] = []
         self._lock = threading.Lock()
         self._token: Any = None
@@ -96,6 +99,16 @@ class NodegraphActor:
     def _emit(self, data: dict[str, Any], preview: Any) -> None:
         with self._lock:
             self._events.append((data, preview))
+
+
+def _remove_dead_stagings(root: Path) -> None:
+    """Staging folders of actors whose process is gone (killed mid-job): never committed, so never needed."""
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _REMOTE_CLASS: Any = None
