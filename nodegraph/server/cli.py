@@ -99,8 +99,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(format="nodegraph: %(message)s", level=logging.WARNING)
     logging.getLogger("nodegraph.server").setLevel(logging.INFO)  # one line per finished job
 
+    from nodegraph.server.service import StateInUse
+
     try:
         service = Service(settings)
+    except StateInUse as exc:
+        return _fail(str(exc), EXIT_FAILED)
     except Exception as exc:  # an unreadable state folder or database
         return _fail(f"cannot open the server state in {settings.state_dir}: {exc}", EXIT_FAILED)
     if service.recovered:

@@ -48,12 +48,17 @@ class QueueFull(Exception):
     pass
 
 
+class StateInUse(RuntimeError):
+    """Another server holds the state folder: two servers on one queue would run its jobs twice."""
+
+
 class Service:
     def __init__(self, settings: ServerSettings, registry: Registry | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry()
         for folder in (settings.state_dir, settings.output_dir, settings.input_dir, settings.temp_dir):
             Path(folder).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        self._lockfile = _lock_state(Path(settings.state_dir))
         # What a crashed run left in staging was never committed: it must not surface later.
         shutil.rmtree(settings.staging_dir, ignore_errors=True)
         self.store = JobStore(settings.database)
@@ -90,6 +95,7 @@ class Service:
         if self.pool is not None:
             self.pool.close()
         self.store.close()
+        self._lockfile.close()  # releases the lock
 
     # -- submitting and controlling jobs ------------------------------------------------------------
 
@@ -294,3 +300,18 @@ def _scrub(value: Any, prefixes: tuple[str, ...]) -> Any:
     if isinstance(value, list):
         return [_scrub(v, prefixes) for v in value]
     return value
+
+
+def _lock_state(state_dir: Path) -> Any:
+    """Hold an exclusive lock on the state folder for as long as the service lives (released on exit,
+    even a crash, by the operating system)."""
+    import fcntl
+
+    handle = open(state_dir / "server.lock", "a+")  # held open: the lock lasts as long as the file
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StateInUse(f"another nodegraph server is using the state folder {state_dir}; stop it, or give this one "
+                         "its own folder with --state") from None
+    return handle

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from nodegraph.server.store import FAILED, PENDING, RUNNING, Job, JobStore
@@ -119,3 +120,14 @@ def test_retention_drops_the_oldest_finished_jobs(tmp_path):
     assert store.prune(older_than_days=3.5, keep=10) == ["j0", "j1"]
     assert store.prune(older_than_days=30, keep=2) == ["j2"]
     assert [j.id for j in store.list()] == ["waiting", "j4", "j3"]
+
+
+def test_two_servers_cannot_share_one_queue(tmp_path, registry):
+    from nodegraph.server.service import Service, StateInUse
+    from nodegraph.server.settings import ServerSettings
+
+    first = Service(ServerSettings(state_dir=tmp_path / "state"), registry=registry)
+    with pytest.raises(StateInUse, match="--state"):
+        Service(ServerSettings(state_dir=tmp_path / "state"), registry=registry)
+    first.close()
+    Service(ServerSettings(state_dir=tmp_path / "state"), registry=registry).close()  # free again
