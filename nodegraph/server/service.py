@@ -73,6 +73,8 @@ class Service:
         # Paths inside a worker's staging folder mean nothing to a client (and name the server's disk).
         self._staging_prefixes = (str(settings.staging_dir) + os.sep, str(Path(tempfile.gettempdir()) / "nodegraph-ray-staging") + os.sep)
         self._finished_since_prune = 0
+        self._closing = False
+        self._cancelled_by_user: set[str] = set()
         self.started_at = time.time()
         self.store.prune(settings.retention_days, settings.retention_jobs)
 
@@ -92,6 +94,9 @@ class Service:
         return make_local_workers(s.workers or 1, self.registry, s.staging_dir, s.models, s.device, s.precision), None
 
     def close(self) -> None:
+        """Stop: jobs still running are stopped at their next check and go back to the front of the queue
+        (the next start runs them; a stop is not a failure, so it does not use up their retry)."""
+        self._closing = True
         if self.pool is not None:
             self.pool.close()
         self.store.close()
@@ -133,6 +138,7 @@ class Service:
             self._publish_status()
             return True
         if job.status == RUNNING and self.pool is not None:
+            self._cancelled_by_user.add(job_id)
             return self.pool.cancel(job_id)
         return False
 
@@ -141,6 +147,7 @@ class Service:
         running = list(self.pool.running()) if self.pool else []
         chosen = [j for j in running if job_id is None or j == job_id]
         for job in chosen:
+            self._cancelled_by_user.add(job)
             self.pool.cancel(job)  # type: ignore[union-attr]
         return chosen
 
@@ -201,7 +208,14 @@ class Service:
     def _finish(self, worker: Any, spec: JobSpec, outcome: Outcome) -> None:
         job = self.store.get(spec.job_id)
         self._previews.pop(spec.job_id, None)
+        by_user = spec.job_id in self._cancelled_by_user
+        self._cancelled_by_user.discard(spec.job_id)
         if job is None:  # deleted while running
+            return
+        if self._closing and outcome.status == OUT_CANCELLED and not by_user:
+            log.warning("job %s (%s) stopped with the server; it runs again at the next start", job.number, job.id)
+            self.store.update(job.id, status=PENDING, attempts=max(job.attempts - 1, 0), worker=None,
+                              priority=-job.number - 1_000_000_000)
             return
         if outcome.status == LOST and job.attempts < MAX_ATTEMPTS:
             log.warning("job %s (%s): %s; queued again", job.number, job.id, (outcome.error or {}).get("message", "worker lost"))

@@ -183,6 +183,7 @@ class RayWorker:
                 "host": where.get("host"), "pid": where.get("pid"), "memory_bytes": where.get("rss_bytes")}
 
     def close(self, timeout: float = 10.0) -> None:
+        self.cancel()  # a running job stops at its next check and is reported as cancelled
         self._inbox.put(None)
         self._thread.join(timeout)
         if self.alive:

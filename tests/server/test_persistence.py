@@ -99,6 +99,18 @@ def test_a_job_running_when_the_server_is_killed_runs_again_once_without_duplica
     assert not list((state / "staging").rglob("*.txt"))
 
 
+def test_a_job_running_at_a_graceful_stop_runs_again_at_the_next_start(make_server, tmp_path):
+    state = tmp_path / "state"
+    first = make_server(state=state)
+    job = first.submit(steps_workflow(steps=2000, delay=0.01))
+    first.wait(job["id"], until=("running",))
+    first.thread.stop()
+    first.service.close()
+    second = make_server(state=state, start_workers=False)
+    again = second.get(f"/v1/jobs/{job['id']}").json()
+    assert again["status"] == "pending" and again["attempts"] == 0 and again["retried"] is False
+
+
 def test_a_job_cut_short_twice_fails_instead_of_looping(tmp_path):
     store = JobStore(tmp_path / "q.sqlite3")
     store.add(Job(id="a", number=0, status=PENDING, source="native", workflow={}))
