@@ -68,8 +68,14 @@ def test_previews_can_come_inline_as_base64(make_server):
     from PIL import Image
 
     served = make_server()
-    job = served.submit(steps_workflow(steps=2, preview=True, delay=0.2))
-    events = read_events(served, job["id"], previews="base64")
+    # Listening to every job from before the submission: previews arrive live (replayed events name the URL).
+    with connect(f"{served.ws_url}/v1/events?previews=base64", open_timeout=10) as ws:
+        job = served.submit(steps_workflow(steps=2, preview=True))
+        events = []
+        while not events or events[-1]["event"] != "job_finished":
+            event = json.loads(ws.recv(timeout=30))
+            if event.get("job") == job["id"]:
+                events.append(event)
     previews = [e["preview"] for e in events if e["event"] == "node_progress"]
     assert len(previews) == 2 and all(p.startswith("data:image/jpeg;base64,") for p in previews)
     import base64
