@@ -1,17 +1,18 @@
 """``nodegraph serve``: the engine over HTTP and websockets, with a persistent queue.
 
 Built on FastAPI (Starlette) and uvicorn, imported only when a server is made (``pip install
-'nodegraph[serve]'``), so ``import nodegraph`` and ``nodegraph --help`` stay light.
+'nodegraph[serve]'``), so ``import nodegraph`` and ``nodegraph --help`` stay light. Where to look:
 
-- :mod:`~nodegraph.server.settings`: what a server is told (address, folders, limits, auth);
-- :mod:`~nodegraph.server.tokens`, :mod:`~nodegraph.server.security`: the bearer token and the middleware
-  that checks tokens, origins, hosts and body sizes;
-- :mod:`~nodegraph.server.store`: jobs, their events and history in SQLite;
-- :mod:`~nodegraph.server.submit`, :mod:`~nodegraph.server.confine`: turning a request into a validated,
-  confined job;
-- :mod:`~nodegraph.server.service`: the queue, the workers and the event hub, without HTTP;
-- :mod:`~nodegraph.server.app`: the FastAPI application; routes in ``routes_native``, ``routes_comfy``
-  and ``routes_ws``; ComfyUI's message and history shapes in ``comfy_shapes``; ``object_info`` in
-  ``comfy_nodes``;
-- :mod:`~nodegraph.server.cli`: the ``serve`` subcommand.
+- what a server is told: ``settings`` (address, folders, limits); ``cli`` (the ``serve`` subcommand);
+- the queue without HTTP: ``store`` (jobs, events, history in SQLite), ``service`` (queue + workers + events),
+  ``hub`` (events from worker threads to websocket clients);
+- what may enter the queue: ``submit`` (parse, override, validate), ``confine`` (files a served workflow may
+  touch), ``uploads`` (input images), ``tokens`` and ``security`` (the token, origins, hosts, body limits);
+- HTTP: ``app`` (the FastAPI application), ``routes_native`` (/v1), ``routes_comfy`` (ComfyUI's API),
+  ``routes_ws`` (/ws and /v1/events), ``errors`` (JSON errors), ``serving`` (uvicorn, foreground or thread);
+- ComfyUI: ``comfy_bridge`` (the one door to the ComfyUI import), ``comfy_shapes`` (its messages, queue and
+  history shapes), ``comfy_nodes`` (/object_info), ``comfy_fallback`` (a stopgap import used only while
+  ``nodegraph.comfy`` is not installed).
+
+Workers themselves live in :mod:`nodegraph.workers`, shared with ``nodegraph batch``.
 """

@@ -10,6 +10,8 @@ their final place only when the job has finished, so a job retried after a crash
 - :mod:`~nodegraph.workers.events`: engine events as JSON plus preview bytes, for the wire;
 - :mod:`~nodegraph.workers.runner`: runs one JobSpec on an Executor (the same code in threads and actors);
 - :mod:`~nodegraph.workers.local`: workers in this process; :mod:`~nodegraph.workers.ray_actors`: on Ray;
+  :mod:`~nodegraph.workers.make`: making either kind; :mod:`~nodegraph.workers.load_lock`: one model load at
+  a time among workers sharing a process;
 - :mod:`~nodegraph.workers.pool`: scheduling with model affinity; :mod:`~nodegraph.workers.outputs`: commit.
 
 Nothing here imports torch, Ray or a web framework at import time.
