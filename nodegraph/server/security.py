@@ -27,7 +27,7 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-UPLOAD_PATHS = ("/upload/image", "/upload/mask", "/v1/uploads", "/api/upload/image")
+UPLOAD_PATHS = ("/upload/image", "/v1/uploads", "/api/upload/image")
 # No token needed: liveness, and the API's description and docs pages (public knowledge, and the docs page
 # must load before its "Authorize" button can send the token). Origin and host checks still apply.
 OPEN_PATHS = ("/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
