@@ -18,4 +18,10 @@ BUILTIN_MODULES: list[str] = [
     "nodes.dit.text_nodes",
     "nodes.dit.pixel_nodes",
     "nodes.training.dreambooth_nodes",
+    # ComfyUI semantics for imported workflows (nodegraph.comfy maps ComfyUI's class types onto these)
+    "nodes.comfy.sampler_nodes",
+    "nodes.comfy.model_nodes",
+    "nodes.comfy.text_nodes",
+    "nodes.comfy.conditioning_nodes",
+    "nodes.comfy.image_nodes",
 ]

@@ -16,7 +16,7 @@ from PySide6.QtGui import QUndoStack
 
 from nodegraph.graph import Graph, GraphNode, LinkRefused
 from nodegraph.registry import Registry
-from nodegraph.workflow import load_workflow, save_workflow, to_document
+from nodegraph.workflow import save_workflow, to_document
 from ui.commands import (
     AddNodesCommand,
     RemoveNodesCommand,
@@ -69,11 +69,15 @@ class Document(QObject):
         self.path_changed.emit()
 
     def open(self, path: str | Path) -> None:
-        """Load a workflow file or a PNG saved by the product. Raises WorkflowError for a bad file."""
+        """Load a workflow file or a PNG saved by the product, or import a ComfyUI workflow (JSON, PNG, WebP;
+        its report is left in ``import_report``). Raises WorkflowError for a bad file."""
+        from nodegraph.comfy.files import load_any
+
         path = Path(path)
-        graph = load_workflow(path, self.registry)
-        # a PNG is an image, not the workflow's file: saving must ask for a .json name
-        self.replace(graph, None if path.suffix.lower() == ".png" else path)
+        graph, self.import_report = load_any(path, self.registry)
+        # a PNG is an image and a ComfyUI file is not ours to overwrite: saving must ask for a .json name
+        keep_path = self.import_report is None and path.suffix.lower() not in (".png", ".webp")
+        self.replace(graph, path if keep_path else None, dirty=self.import_report is not None)
 
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path) if path is not None else self.path

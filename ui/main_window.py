@@ -26,7 +26,6 @@ from nodegraph.errors import Problem, WorkflowError
 from nodegraph.executor import Executor
 from nodegraph.graph import validate
 from nodegraph.model_folders import ModelFolders
-from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
 from nodegraph.registry import Registry, default_registry
 from nodegraph.workflow import parse_workflow
 from ui.canvas import Canvas
@@ -41,7 +40,7 @@ from ui.runner import RunController
 CLIPBOARD_MIME = "application/x-nodegraph-workflow"
 MAX_LOGGED_PROBLEMS = 50
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-WORKFLOW_FILTER = "Workflows (*.json *.png);;All files (*)"
+WORKFLOW_FILTER = "Workflows (*.json *.png *.webp);;All files (*)"
 
 
 def image_loader_type(registry: Registry) -> tuple[str, str] | None:
@@ -62,10 +61,9 @@ def problem_text(problem: Problem) -> str:
 
 
 def png_has_workflow(path: Path) -> bool:
-    try:
-        return WORKFLOW_KEY in png_text_chunks(path.read_bytes())
-    except OSError:
-        return False
+    from nodegraph.comfy.files import file_has_workflow  # nodegraph's own PNGs and ComfyUI's PNG/WebP
+
+    return file_has_workflow(path)
 
 
 class MainWindow(QMainWindow):
@@ -319,7 +317,10 @@ class MainWindow(QMainWindow):
             self.log("error", f"cannot open {path}: " + "; ".join(str(p) for p in exc.problems))
             return False
         self.recent.add(path)
-        self.message(f"Opened {path}")
+        report = getattr(self.document, "import_report", None)
+        for line in report.lines() if report is not None else ():
+            self.log("warning" if ("not mapped" in line or "warning:" in line) else "info", line.strip())
+        self.message(f"Imported the ComfyUI workflow {path}" if report is not None else f"Opened {path}")
         return True
 
     def save(self) -> bool:
@@ -390,7 +391,7 @@ class MainWindow(QMainWindow):
         for text in paths:
             path = Path(text)
             suffix = path.suffix.lower()
-            if suffix == ".json" or (suffix == ".png" and png_has_workflow(path)):
+            if suffix == ".json" or (suffix in (".png", ".webp") and png_has_workflow(path)):
                 self.open_path(path)
                 return
             if suffix in IMAGE_SUFFIXES:
