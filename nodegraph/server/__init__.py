@@ -10,9 +10,8 @@ Built on FastAPI (Starlette) and uvicorn, imported only when a server is made (`
   touch), ``uploads`` (input images), ``tokens`` and ``security`` (the token, origins, hosts, body limits);
 - HTTP: ``app`` (the FastAPI application), ``routes_native`` (/v1), ``routes_comfy`` (ComfyUI's API),
   ``routes_ws`` (/ws and /v1/events), ``errors`` (JSON errors), ``serving`` (uvicorn, foreground or thread);
-- ComfyUI: ``comfy_bridge`` (the one door to the ComfyUI import), ``comfy_shapes`` (its messages, queue and
-  history shapes), ``comfy_nodes`` (/object_info), ``comfy_fallback`` (a stopgap import used only while
-  ``nodegraph.comfy`` is not installed).
+- ComfyUI: ``comfy_bridge`` (the one door to the ComfyUI import, :mod:`nodegraph.comfy`), ``comfy_shapes``
+  (its messages, queue and history shapes), ``comfy_nodes`` (/object_info).
 
 Workers themselves live in :mod:`nodegraph.workers`, shared with ``nodegraph batch``.
 """

@@ -1,12 +1,10 @@
-"""The server's one door to the ComfyUI import: ``nodegraph.comfy`` when installed, else the stopgap.
-
-The rest of the server calls these functions only, so replacing the stopgap changes nothing else.
+"""The server's one door to the ComfyUI import (:mod:`nodegraph.comfy`): API prompts and ComfyUI's
+documents in, API prompts out (for ``/history`` and ``/queue``), and the class-name mapping that
+``/object_info`` lists node types under. The rest of the server calls only these functions.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
 from nodegraph.graph import Graph
@@ -14,15 +12,9 @@ from nodegraph.registry import Registry
 
 
 def module() -> Any:
-    if importlib.util.find_spec("nodegraph.comfy") is not None:
-        return importlib.import_module("nodegraph.comfy")
-    from nodegraph.server import comfy_fallback
+    import nodegraph.comfy
 
-    return comfy_fallback
-
-
-def using_stopgap() -> bool:
-    return module().__name__.endswith("comfy_fallback")
+    return nodegraph.comfy
 
 
 def is_comfy_document(doc: Any) -> bool:
@@ -49,37 +41,18 @@ def export_api_prompt(graph: Graph, registry: Registry) -> dict[str, Any]:
 
 
 def class_names(registry: Registry) -> dict[str, str]:
-    """Our node type -> the ComfyUI class name it is listed under (only the mapped ones)."""
+    """Our node type -> the ComfyUI class name it is listed under: the class it exports as (entries that
+    only import, such as older spellings, are skipped), for node types this registry has."""
     names: dict[str, str] = {}
-    for comfy_name, mapping in getattr(module(), "MAPPINGS", {}).items():
-        ours = _node_type_of(mapping)
-        if ours and ours in registry and ours not in names:
-            names[ours] = comfy_name
+    for comfy_name, mapping in module().MAPPINGS.items():
+        if getattr(mapping, "export", True) and mapping.node_type in registry:
+            names.setdefault(mapping.node_type, comfy_name)
     return names
 
 
-def _node_type_of(mapping: Any) -> str | None:
-    for attribute in ("node_type", "type", "ours", "target"):
-        value = getattr(mapping, attribute, None)
-        if isinstance(value, str):
-            return value
-    if isinstance(mapping, dict):
-        for key in ("node_type", "type", "ours", "target"):
-            if isinstance(mapping.get(key), str):
-                return mapping[key]
-    if isinstance(mapping, (tuple, list)) and mapping and isinstance(mapping[0], str):
-        return mapping[0]
-    return mapping if isinstance(mapping, str) else None
-
-
 def report_lines(report: Any) -> list[str]:
+    """The import report as lines of text (what did not map, what differs from ComfyUI)."""
     if report is None:
         return []
-    if isinstance(report, (list, tuple)):
-        return [str(line) for line in report]
-    for attribute in ("lines", "notes", "messages", "warnings"):
-        value = getattr(report, attribute, None)
-        if isinstance(value, (list, tuple)):
-            return [str(line) for line in value]
-    text = str(report).strip()
-    return [text] if text else []
+    lines = report.lines() if callable(getattr(report, "lines", None)) else report
+    return [str(line) for line in lines] if isinstance(lines, (list, tuple)) else [str(lines)]

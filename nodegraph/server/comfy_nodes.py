@@ -91,10 +91,6 @@ def _input_files(input_dir: Path) -> list[str]:
 def _field_renames() -> dict[str, dict[str, str]]:
     """ComfyUI class -> {our field: ComfyUI's field}, from the import's mapping table where it says."""
     result: dict[str, dict[str, str]] = {}
-    for comfy_name, mapping in getattr(comfy_bridge.module(), "MAPPINGS", {}).items():
-        fields = getattr(mapping, "fields", None)
-        if fields is None and isinstance(mapping, dict):
-            fields = mapping.get("fields")
-        if isinstance(fields, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
-            result[comfy_name] = {ours: theirs for theirs, ours in fields.items()}
+    for comfy_name, mapping in comfy_bridge.module().MAPPINGS.items():
+        result[comfy_name] = {ours: theirs for theirs, ours in mapping.rename.items()}
     return result
