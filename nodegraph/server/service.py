@@ -76,6 +76,8 @@ class Service:
         self._closing = False
         self._cancelled_by_user: set[str] = set()
         self.started_at = time.time()
+        for job_id in self.recovered:
+            self._publish_id(job_id, {"event": "job_retried", "reason": "the server stopped while this job was running"}, None)
         self.store.prune(settings.retention_days, settings.retention_jobs)
 
     # -- life cycle ---------------------------------------------------------------------------------

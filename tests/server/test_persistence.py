@@ -89,6 +89,8 @@ def test_a_job_running_when_the_server_is_killed_runs_again_once_without_duplica
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert again["status"] == "success" and again["retried"] is True and again["attempts"] == 2
+        events = [e["event"] for e in requests.get(f"{url}/v1/jobs/{job['id']}/events", timeout=10).json()["events"]]
+        assert events.count("job_started") == 2 and events.index("job_retried") < len(events) - 1
         later = requests.get(f"{url}/v1/jobs/{waiting['id']}", timeout=10).json()
         assert later["number"] > again["number"]
     finally:
