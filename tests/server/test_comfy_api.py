@@ -197,3 +197,16 @@ def test_the_native_api_also_takes_a_comfy_prompt(demo_server):
     done = demo_server.wait(job["id"])
     assert done["status"] == "success" and done["source"] == "comfy"
     assert done["outputs"][0]["node"] == "9" and done["outputs"][0]["filename"].startswith("native_comfy_")
+
+
+def test_comfyuis_editor_format_is_read_and_checked_too(make_server):
+    from tests.server.helpers import ROOT
+
+    served = make_server(start_workers=False)
+    document = json.loads((ROOT / "tests" / "fixtures" / "comfy" / "ui_v04_features.json").read_text())
+    result = served.post("/v1/validate", json={"workflow": document}).json()
+    assert result["valid"] is False
+    # FaceDetailer, a custom node this product has no equivalent for, is named with its node id.
+    assert "17" in {p["node"] for p in result["problems"]}
+    refused = served.post("/v1/jobs", json={"workflow": document})
+    assert refused.status_code == 400 and "17" in {p["node"] for p in refused.json()["problems"]}
