@@ -88,21 +88,39 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bar = _bar(len(items))
     failed: list[Any] = []
 
+    activity = {"text": ""}
+
+    def show() -> None:
+        bar.set_postfix_str("; ".join(t for t in (f"{len(failed)} failed" if failed else "", activity["text"]) if t))
+
     def on_item(item: Any) -> None:
         if item.status != "success":
             failed.append(item)
             bar.write(f"combination {item.index} {item.params}: {item.status}: {(item.error or {}).get('message', '')}")
         bar.update(1)
-        bar.set_postfix_str(f"{len(failed)} failed" if failed else "")
+        show()
+
+    def on_event(item: Any, event: dict[str, Any]) -> None:
+        # What a running combination is doing, beside the bar: which node, and a sampler's steps.
+        kind = event.get("event")
+        if kind == "node_started":
+            activity["text"] = f"#{item.index} {event.get('node')}"
+        elif kind == "node_progress" and event.get("total"):
+            activity["text"] = f"#{item.index} {event.get('node')} {event.get('step')}/{event.get('total')}"
+        else:
+            return
+        show()
 
     try:
-        run = run_items(items, workers, output, index, replace, on_item)
+        run = run_items(items, workers, output, index, replace, on_item, on_event)
     except KeyboardInterrupt:
         bar.close()
         print("nodegraph: cancelled; the index lists what finished", file=sys.stderr)
         return EXIT_CANCELLED
     finally:
         shutil.rmtree(staging_root(output), ignore_errors=True)
+    activity["text"] = ""
+    show()
     bar.close()
     files = sum(len(i.files) for i in run.items.values())
     print(f"{len(items) - len(failed)} of {len(items)} combinations done, {files} file(s) in {output}; index: {index}")

@@ -55,13 +55,15 @@ class BatchRun:
     """The pool's job source for one batch; :meth:`wait` blocks until every item has ended."""
 
     def __init__(self, items: list[Item], output_dir: Path, index_path: Path,
-                 on_item: Callable[[Item], None] = lambda item: None) -> None:
+                 on_item: Callable[[Item], None] = lambda item: None,
+                 on_event: Callable[[Item, dict[str, Any]], None] = lambda item, event: None) -> None:
         self.items = {item.spec.job_id: item for item in items}
         self.order = [item.spec.job_id for item in items]
         self.output_dir = output_dir
         self.index_path = index_path
         self.batch = items[0].spec.job_id.split("-")[0] if items else ""
         self._on_item = on_item
+        self._on_event = on_event
         self._models = {job_id: model_files_of(item.spec.workflow) for job_id, item in self.items.items()}
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -85,7 +87,7 @@ class BatchRun:
             return item.spec
 
     def emit(self, job_id: str, data: dict[str, Any], preview: Any) -> None:
-        pass
+        self._on_event(self.items[job_id], data)
 
     def finished(self, worker: Any, spec: JobSpec, outcome: Outcome) -> None:
         item = self.items[spec.job_id]
@@ -151,11 +153,12 @@ class BatchRun:
 
 
 def run_items(items: list[Item], workers: list[Any], output_dir: Path, index_path: Path,
-              replace: Callable[[Any], Any] | None = None, on_item: Callable[[Item], None] = lambda item: None) -> BatchRun:
+              replace: Callable[[Any], Any] | None = None, on_item: Callable[[Item], None] = lambda item: None,
+              on_event: Callable[[Item, dict[str, Any]], None] = lambda item, event: None) -> BatchRun:
     """Run every item and return the finished :class:`BatchRun`. Ctrl-C stops: running items are cancelled."""
     from nodegraph.workers.pool import WorkerPool
 
-    run = BatchRun(items, output_dir, index_path, on_item)
+    run = BatchRun(items, output_dir, index_path, on_item, on_event)
     pool = WorkerPool(workers, run, replace).start()
     try:
         while not run.wait(0.2):
