@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
     gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
                      help="lay the window out, save a screenshot to FILE.png and exit")
+
+    from nodegraph.batch.cli import add_parser as add_batch_parser
+    from nodegraph.server.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+    add_batch_parser(sub)
+
     from nodegraph.comfy.commands import add_commands  # nodegraph import / export --comfy
 
     parser.set_defaults(extra_handlers=add_commands(sub))
@@ -75,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
+    from nodegraph.batch.cli import cmd_batch
+    from nodegraph.server.cli import cmd_serve
+
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui,
-               "limits": cmd_limits}
+               "limits": cmd_limits, "serve": cmd_serve, "batch": cmd_batch}
     handler.update(args.extra_handlers)
     try:
         return handler[args.command](args)

@@ -26,8 +26,8 @@ def test_case_01_draws_comfyuis_png_within_one_level(tmp_path):
     from comfy_equivalence import run_case
 
     from nodegraph.executor import Executor
+    from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
     from nodegraph.runtime import Runtime
 
     public = Path(REFERENCE) / "public"
