@@ -79,7 +79,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 2
     output = args.output.resolve()
     index = (args.index or output / "index.jsonl").resolve()
-    items = make_items(to_document(graph), combos, args.targets, args.device, args.precision)
+    items = make_items(to_document(graph), combos, args.targets, args.device, args.precision,
+                       workflow_dir=str(Path(args.workflow).resolve().parent))
     try:
         workers, replace = _workers(args, count, registry, staging_root(output))
     except RuntimeError as exc:

@@ -39,7 +39,9 @@ class Item:
 
 
 def make_items(workflow: dict[str, Any], combos: list[dict[str, Any]], targets: list[str] | None,
-               device: str | None, precision: str) -> list[Item]:
+               device: str | None, precision: str, workflow_dir: str | None = None) -> list[Item]:
+    """One item per combination; ``workflow_dir`` (the workflow file's folder) is where relative input paths
+    are looked up first, as ``nodegraph run`` does."""
     items = []
     batch = uuid.uuid4().hex[:8]
     for index, combo in enumerate(combos):
@@ -47,7 +49,8 @@ def make_items(workflow: dict[str, Any], combos: list[dict[str, Any]], targets: 
         for key, value in combo.items():
             node_id, _, name = key.rpartition(".")
             doc["nodes"][node_id].setdefault("params", {})[name] = value
-        items.append(Item(index, combo, JobSpec(f"{batch}-{index:05d}", doc, targets, 1, device, precision)))
+        spec = JobSpec(f"{batch}-{index:05d}", doc, targets, 1, device, precision, workflow_dir=workflow_dir)
+        items.append(Item(index, combo, spec))
     return items
 
 

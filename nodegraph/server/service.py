@@ -186,7 +186,7 @@ class Service:
         if job is None:
             return None
         spec = JobSpec(job.id, job.workflow, job.request.get("targets"), job.attempts,
-                       self.settings.device, self.settings.precision)
+                       self.settings.device, self.settings.precision, read_dirs=[str(self.settings.input_dir)])
         if getattr(worker, "kind", "local") != "local":
             _ship_inputs(spec, self.registry)
         self._publish(job, {"event": "job_started", "worker": worker.name, "attempt": job.attempts,

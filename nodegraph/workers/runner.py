@@ -62,7 +62,8 @@ def run_spec(
     outcome = Outcome(FAILED, worker=worker)
     try:
         graph = parse_workflow(workflow, executor.registry)
-        settings = RunSettings(output_dir=output_dir, device=spec.device, precision=spec.precision, workflow=spec.workflow)
+        settings = RunSettings(output_dir=output_dir, device=spec.device, precision=spec.precision, workflow=spec.workflow,
+                               paths=read_policy(spec, staging))
         result = executor.run(graph, spec.targets, on_event=sink, cancel=token, settings=settings)
     except WorkflowError as exc:
         outcome.error = {"message": str(exc), "problems": [p.to_json() for p in exc.problems]}
@@ -80,6 +81,16 @@ def run_spec(
     if ship_bytes or outcome.status != SUCCESS:
         shutil.rmtree(staging, ignore_errors=True)
     return outcome
+
+
+def read_policy(spec: JobSpec, staging: Path) -> Any:
+    """Where the attempt may read (nodegraph.paths): the usual input folders, the job's own folders, and the
+    staging folder its shipped input images were written to."""
+    from nodegraph.paths import PathPolicy, default_input_dirs
+
+    extra = [Path(d) for d in spec.read_dirs] + [staging / "input"]
+    workflow_dir = Path(spec.workflow_dir) if spec.workflow_dir else None
+    return PathPolicy(workflow_dir=workflow_dir, input_dirs=(*extra, *default_input_dirs()))
 
 
 def _with_inputs(spec: JobSpec, staging: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class JobSpec:
     ``inputs`` carries the bytes of the input images the workflow reads (name -> bytes) when the worker
     may run on another machine; the worker writes them into its own staging folder and points the
     workflow's image parameters there (``input_params`` lists them as ``(node id, param name, name)``).
+    ``workflow_dir`` and ``read_dirs`` say where the run may read (see :func:`nodegraph.workers.runner.read_policy`).
     """
 
     job_id: str
@@ -28,6 +29,10 @@ class JobSpec:
     precision: str = "auto"
     inputs: dict[str, bytes] = field(default_factory=dict)
     input_params: list[tuple[str, str, str]] = field(default_factory=list)
+    # what the run may read besides the usual input folders (nodegraph.paths): the folder relative paths are
+    # looked up in first (the workflow file's, for `nodegraph batch`) and folders the queue already confined to
+    workflow_dir: str | None = None
+    read_dirs: list[str] = field(default_factory=list)
 
     def model_files(self) -> set[str]:
         """``folder/name`` of every model file the workflow names: what scheduling by affinity compares."""
