@@ -46,9 +46,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def cmd_batch(args: argparse.Namespace) -> int:
     from nodegraph.batch.runner import make_items, run_items, staging_root
     from nodegraph.batch.sweep import SweepError, combinations, parse_sweeps
-    from nodegraph.cli import _print_problems, apply_overrides
+    from nodegraph.console import print_problems
     from nodegraph.errors import Problem, WorkflowError
     from nodegraph.installed import default_registry
+    from nodegraph.overrides import apply_text_overrides
     from nodegraph.validation import validate
     from nodegraph.workflow import load_workflow, to_document
 
@@ -56,9 +57,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     try:
         graph = load_workflow(args.workflow, registry)
     except WorkflowError as exc:
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         return EXIT_INVALID
-    problems = apply_overrides(graph, registry, args.overrides)
+    problems = apply_text_overrides(graph, registry, args.overrides)
     try:
         sweeps = parse_sweeps(args.sweep, graph, registry)
         combos = combinations(sweeps, args.zip)
@@ -75,7 +76,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.output.is_dir():
         problems.append(Problem("bad_argument", "--output names a file, not a folder", expected="a folder", found=str(args.output)))
     if problems:
-        _print_problems(problems)
+        print_problems(problems)
         return 2
     output = args.output.resolve()
     index = (args.index or output / "index.jsonl").resolve()

@@ -13,7 +13,8 @@ from typing import Any
 
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import Graph
-from nodegraph.params import ParamError, describe
+from nodegraph.overrides import apply_value_overrides
+from nodegraph.params import describe
 from nodegraph.registry import Registry
 from nodegraph.server import comfy_bridge
 from nodegraph.server.confine import confine
@@ -51,7 +52,7 @@ def prepare(
 ) -> Submission:
     """Check everything that can be checked before a model loads. Raises :class:`SubmissionError`."""
     graph, source, notes = _parse(doc, registry, comfy)
-    problems = _apply_overrides(graph, registry, overrides)
+    problems = apply_value_overrides(graph, registry, overrides)
     target_list = _targets(graph, targets, problems)
     problems.extend(validate(graph, registry))
     problems.extend(confine(graph, registry, input_dir, allowed))
@@ -84,28 +85,6 @@ def _parse(doc: Any, registry: Registry, comfy: bool) -> tuple[Graph, str, list[
     raise SubmissionError([Problem("not_a_workflow", "this is neither a nodegraph workflow nor a ComfyUI workflow",
                                    field="format", expected=f"{FORMAT!r}, or ComfyUI's API format",
                                    found=describe(doc.get("format")))])
-
-
-def _apply_overrides(graph: Graph, registry: Registry, overrides: Any) -> list[Problem]:
-    """``{"NODE.PARAM": value}``: like ``nodegraph run --set``, with JSON values."""
-    if overrides is None:
-        return []
-    if not isinstance(overrides, dict):
-        return [Problem("bad_override", "'set' must map NODE.PARAM to values", field="set", expected="an object", found=describe(overrides))]
-    problems = []
-    for key, value in overrides.items():
-        node_id, dot, name = str(key).rpartition(".")
-        node = graph.nodes.get(node_id) if dot else None
-        definition = registry.get(node.type) if node else None
-        param = definition.param(name) if definition else None
-        if param is None:
-            problems.append(Problem("bad_override", "no such node parameter", node_id, name, "NODE.PARAM of the workflow", repr(key)))
-            continue
-        try:
-            node.params[name] = param.check(value)  # type: ignore[union-attr]
-        except ParamError as exc:
-            problems.append(Problem("bad_override", "invalid value", node_id, name, exc.expected, exc.found))
-    return problems
 
 
 def _targets(graph: Graph, targets: Any, problems: list[Problem]) -> list[str] | None:
