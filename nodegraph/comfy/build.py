@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodegraph.comfy.mapping import ClassMapping
+from nodegraph.comfy.mapping import ClassMapping, Unmapped
 from nodegraph.comfy.placeholders import placeholder_type
 from nodegraph.comfy.records import ComfyGraph, ComfyLink, ComfyNode
 from nodegraph.comfy.report import ImportReport, MappedNode, Placeholder
@@ -56,6 +56,7 @@ class GraphBuilder:
         self.graph = Graph()
         self.kinds: dict[str, tuple[str, Any]] = {}  # record id -> ("mapped", mapping) | ("primitive", type) | ...
         self.records: dict[str, ComfyNode] = {**comfy.nodes, **comfy.reroutes}
+        self.unmapped: dict[str, str] = {}  # record id -> why its mapping's conversion refused it
 
     # -- deciding what each record becomes ------------------------------------------------------------------
 
@@ -73,10 +74,26 @@ class GraphBuilder:
             else:
                 mapping = self.options.mappings.get(record.class_type)
                 definition = self.registry.get(mapping.node_type) if mapping is not None else None
-                if mapping is not None and definition is not None:
+                if mapping is not None and definition is not None and self._convert(record, mapping):
                     self.kinds[rid] = ("mapped", mapping)
                 else:
                     self.kinds[rid] = ("placeholder", mapping)
+
+    def _convert(self, record: ComfyNode, mapping: ClassMapping) -> bool:
+        """Apply the entry's conversion to the record's values; False (a placeholder) if it refuses the node."""
+        if mapping.convert is None:
+            return True
+        values = {k: v for k, v in record.inputs.items() if not isinstance(v, ComfyLink)}
+        try:
+            converted, notes = mapping.convert.to_node(dict(values))
+        except Unmapped as exc:
+            self.unmapped[record.id] = str(exc)
+            return False
+        links = {k: v for k, v in record.inputs.items() if isinstance(v, ComfyLink)}
+        record.inputs = {**converted, **links}
+        for note in notes:
+            self.report.warn(f"{record.class_type}: {note}", record.id)
+        return True
 
     def _target_param(self, record: ComfyNode, name: str) -> Any:
         mapping = self.options.mappings.get(record.class_type)
@@ -170,8 +187,8 @@ class GraphBuilder:
             node.params[field_name] = self._param_value(record, mapping, param, field_name, value)
         for name, value in mapping.params.items():
             node.params.setdefault(name, value)
-        if ignored:
-            node.extra["comfy"] = {"class_type": record.class_type, "ignored": ignored}
+        if ignored or mapping.convert is not None:  # the class it came from decides a conversion's export
+            node.extra["comfy"] = {"class_type": record.class_type, **({"ignored": ignored} if ignored else {})}
         self.report.mapped.append(MappedNode(record.id, record.class_type, record.id, mapping.node_type))
         if mapping.note:
             self.report.warn(f"{record.class_type}: {mapping.note}", record.id)
@@ -244,7 +261,9 @@ class GraphBuilder:
         if record.output_names:
             data["outputs"] = list(record.output_names)
         node.extra["comfy"] = data
-        if mapping is not None:
+        if record.id in self.unmapped:
+            reason = self.unmapped[record.id]
+        elif mapping is not None:
             reason = f"maps to {mapping.node_type}, which is not installed"
         elif record.class_type in PENDING:
             reason = PENDING[record.class_type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodegraph.comfy.mapping import MAPPINGS, ClassMapping, MappingTable
+from nodegraph.comfy.mapping import MAPPINGS, ClassMapping, ExportContext, MappingTable
 from nodegraph.comfy.placeholders import PLACEHOLDER_PREFIX
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import Graph, GraphNode
@@ -141,20 +141,24 @@ class Exporter:
             self._fail(node.id, f"node type {node.type} has no ComfyUI counterpart{hint}", expected="a node type "
                        "with a ComfyUI mapping", found=node.type)
             return None
-        widgets = set(mapping.widget_names()) - set(mapping.ignore)
-        inputs: dict[str, Any] = {}
         params = {**definition.default_params(), **node.params}
-        for field, value in params.items():
-            comfy = mapping.comfy_name(field)
-            if field in node.inputs:
-                continue
-            if comfy in widgets:
-                inputs[comfy] = mapping.to_comfy_value(field, value)
+        params = {k: v for k, v in params.items() if k not in node.inputs}
+        if mapping.convert is not None:  # the values (and the class to write) decided by the entry's conversion
+            origin = _comfy_data(node).get("class_type")
+            context = ExportContext(origin if isinstance(origin, str) else None, self.graph)
+            class_type, inputs = mapping.convert.to_comfy(mapping, params, context)
+            mapping = self.mappings.get(class_type, mapping)
+        else:
+            widgets = set(mapping.widget_names()) - set(mapping.ignore)
+            inputs = {mapping.comfy_name(k): mapping.to_comfy_value(k, v) for k, v in params.items()
+                      if mapping.comfy_name(k) in widgets}
         for field, link in node.inputs.items():
             value = self._link_value(node, field, link)
             if value is not None:
                 inputs[mapping.comfy_name(field)] = value
-        for name, value in {**mapping.export_values, **(_comfy_data(node).get("ignored") or {})}.items():
+        data = _comfy_data(node)
+        ignored = (data.get("ignored") or {}) if data.get("class_type") in (None, mapping.class_type) else {}
+        for name, value in {**mapping.export_values, **ignored}.items():
             inputs.setdefault(name, value)
         return {"class_type": mapping.class_type, "inputs": inputs}
 

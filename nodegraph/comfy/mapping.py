@@ -38,6 +38,42 @@ def choice_map(pairs: Mapping[Any, Any]) -> ValueMap:
 ENABLE = choice_map({"enable": True, "disable": False})
 
 
+class Unmapped(Exception):
+    """A node of a mapped class that cannot become the node type (a value with no counterpart, such as a text
+    encoder family the product lacks): a :class:`Conversion` raises it and the import keeps the node as a
+    placeholder, giving this message as the reason."""
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What an export conversion may look at besides the node's parameters: the ComfyUI class the node was
+    imported from (None for a node made here) and the whole graph (a :class:`nodegraph.graph.Graph`)."""
+
+    origin: str | None
+    graph: Any
+
+
+class Conversion:
+    """Values that renaming cannot carry: several ComfyUI inputs decide one field, or a value decides which
+    field (or which ComfyUI class, on export). The default converts nothing; an entry's subclass overrides
+    either side.
+
+    - :meth:`to_node` gets a node's widget values by ComfyUI input name and returns the values to import (by
+      ComfyUI or nodegraph name) and notes for the report; it may raise :class:`Unmapped`.
+    - :meth:`to_comfy` gets a node's parameters (those not fed by links) and returns the ComfyUI class type to
+      write and its widget values.
+    """
+
+    def to_node(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        return values, []
+
+    def to_comfy(self, mapping: ClassMapping, params: dict[str, Any],
+                 context: ExportContext) -> tuple[str, dict[str, Any]]:
+        widgets = set(mapping.widget_names()) - set(mapping.ignore)
+        return mapping.class_type, {mapping.comfy_name(k): mapping.to_comfy_value(k, v) for k, v in params.items()
+                                    if mapping.comfy_name(k) in widgets}
+
+
 @dataclass(frozen=True)
 class ClassMapping:
     """One ComfyUI class type and the nodegraph node type it becomes.
@@ -55,6 +91,7 @@ class ClassMapping:
     - ``export_values``: ComfyUI inputs an export writes when the node has none of its own (inputs of
       ``ignore`` that ComfyUI requires).
     - ``note``: said in the import report for every node of this class (what differs from ComfyUI).
+    - ``convert``: a :class:`Conversion` for values that renaming cannot carry (applied before ``rename``).
     """
 
     class_type: str
@@ -70,6 +107,7 @@ class ClassMapping:
     export_values: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
     pack: str = "comfy-core"
+    convert: Conversion | None = None
 
     @property
     def fields(self) -> Mapping[str, str]:

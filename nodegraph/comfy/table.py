@@ -126,7 +126,9 @@ __all__ = ["AWAITING_MAPPINGS", "CORE_MAPPINGS", "PENDING", "UI_ONLY", "install_
 
 def install_core(table: MappingTable | None = None) -> None:
     """Put the core entries into ``table`` (default: the shared table), leaving entries already there."""
-    for mapping in (*CORE_MAPPINGS, *AWAITING_MAPPINGS):
+    from nodegraph.comfy.flow_table import FLOW_MAPPINGS
+
+    for mapping in (*CORE_MAPPINGS, *FLOW_MAPPINGS, *AWAITING_MAPPINGS):
         if table is None:
             from nodegraph.comfy.mapping import MAPPINGS
 

@@ -3,7 +3,9 @@
 The sampler functions (:mod:`nodes.sampling.k_samplers`) call :class:`ComfyDenoiser` as
 ``model(x, sigma) -> denoised`` in k-diffusion's variance-exploding form (``x = x0 + sigma * noise``).
 For each call it does what ComfyUI does: feed the UNet ``x / sqrt(sigma^2 + 1)`` at the timestep of the
-nearest table sigma (an integer), turn its noise prediction into ``denoised = x - sigma * eps``, and combine
+nearest table sigma (an integer), turn its noise prediction into ``denoised = x - sigma * eps`` (a FLUX / SD3
+transformer: ``x`` as it is at ``1000 * sigma``, its velocity into ``x - sigma * v``; see
+:mod:`nodes.sampling.flow_sigmas`), and combine
 the conditional and unconditional ``denoised`` by classifier-free guidance (the product's guidance chain,
 run on x0 predictions, so CFG is ComfyUI's ``uncond + (cond - uncond) * cfg`` and the MODEL's extra guidance
 links still apply). A latent with a ``noise_mask`` is inpainted as ComfyUI's ``KSamplerX0Inpaint`` does it:
@@ -27,10 +29,13 @@ import torch
 from nodes.comfy.controlnet import SigmaStep
 from nodes.comfy.samplers import SamplerChoice, run_sampler
 from nodes.sampling.denoiser import CondBatch
+from nodes.sampling.flow_sigmas import FlowSigmas
 from nodes.sampling.guidance import GuidanceState, run_chain
 from nodes.sampling.loop import ConditioningMismatch, condition_batch
 from nodes.sampling.noise import initial_noise
 from nodes.sampling.sigmas import DiscreteSigmas, sampling_sigmas, step_range
+
+Levels = DiscreteSigmas | FlowSigmas  # a UNet's noise levels, or a flow model's (FLUX, SD3)
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def reshape_mask(mask: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 class ComfyDenoiser:
     """``model(x, sigma) -> denoised`` for the k-samplers, with ComfyUI's model call, CFG and inpainting."""
 
-    def __init__(self, denoiser: Any, levels: DiscreteSigmas, positive: Sequence[Any], negative: Sequence[Any],
+    def __init__(self, denoiser: Any, levels: Levels, positive: Sequence[Any], negative: Sequence[Any],
                  cfg: float, chain: Sequence[Any], sigmas: torch.Tensor, latent_shape: Sequence[int],
                  device: Any, dtype: torch.dtype, always_uncond: bool = False) -> None:
         self.denoiser = denoiser
@@ -123,10 +128,10 @@ class ComfyDenoiser:
         latent_mask = None
         if self.mask is not None:
             latent_mask = 1.0 - self.mask
-            noised = self.latent_image + self.inpaint_noise * sigma.reshape([sigma.shape[0]] + [1] * (x.ndim - 1))
+            noised = self.levels.noise_scaling(sigma, self.inpaint_noise, self.latent_image)
             x = x * self.mask + noised * latent_mask
         x_in = self.levels.model_input(x, sigma)
-        t = self.levels.timestep(sigma).float()
+        t = self.levels.network_timestep(sigma).float()
         total = len(self.sigmas) - 1
         info = SigmaStep(self._step_index(sigma), total, t[0], sigma=float(sigma.reshape(-1)[0]))
         preds: dict[str, list[tuple[torch.Tensor, float]]] = {"positive": [], "negative": []}
@@ -142,7 +147,7 @@ class ComfyDenoiser:
         self.last_uncond = uncond
         state = GuidanceState(
             cond=cond, uncond=uncond, guided=cond, x=x_in, timestep=t[0],
-            alpha_prod=(1.0 / (1.0 + sigma[0].float() ** 2)), prediction_type="sample", cfg_scale=self.cfg,
+            alpha_prod=self.levels.alpha_prod(sigma[0]), prediction_type="sample", cfg_scale=self.cfg,
             step=info.index, total_steps=total,
         )
         guided = run_chain(self.chain, state) if uncond is not None or len(self.chain) > 1 else cond
@@ -151,7 +156,7 @@ class ComfyDenoiser:
         return guided
 
 
-def ksampler_sigmas(levels: DiscreteSigmas, settings: KSamplerSettings) -> torch.Tensor | None:
+def ksampler_sigmas(levels: Levels, settings: KSamplerSettings) -> torch.Tensor | None:
     """The sigmas this run steps through (None: nothing to run, the latent passes through)."""
     sigmas = sampling_sigmas(levels, settings.scheduler, settings.steps, settings.sampler.name, settings.denoise)
     if settings.start_step is None and settings.last_step is None:
@@ -159,13 +164,13 @@ def ksampler_sigmas(levels: DiscreteSigmas, settings: KSamplerSettings) -> torch
     return step_range(sigmas, settings.start_step, settings.last_step, settings.force_full_denoise)
 
 
-def max_denoise(levels: DiscreteSigmas, sigmas: torch.Tensor) -> bool:
+def max_denoise(levels: Levels, sigmas: torch.Tensor) -> bool:
     """ComfyUI starts from pure noise (noise scaled by sqrt(1 + sigma^2)) when sigma_0 is the largest sigma."""
     sigma_max, first = float(levels.sigma_max), float(sigmas[0])
     return math.isclose(sigma_max, first, rel_tol=1e-05) or first > sigma_max
 
 
-def comfy_sample(model: ComfyDenoiser, levels: DiscreteSigmas, latent: dict, settings: KSamplerSettings,
+def comfy_sample(model: ComfyDenoiser, levels: Levels, latent: dict, settings: KSamplerSettings,
                  sigmas: torch.Tensor, device: Any, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Sample ``latent`` (a LATENT dict) along ``sigmas``; returns the result as float32 on the CPU."""
     samples = latent["samples"].to(torch.float32)
@@ -197,4 +202,5 @@ def comfy_sample(model: ComfyDenoiser, levels: DiscreteSigmas, latent: dict, set
 
     with torch.inference_mode():
         result = run_sampler(settings.sampler, model, x, sigmas, settings.seed, callback)
+        result = levels.inverse_noise_scaling(sigmas[-1], result)
     return result.to("cpu", torch.float32)

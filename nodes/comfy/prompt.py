@@ -84,6 +84,12 @@ def _unescape(text: str) -> str:
     return text
 
 
+def unweighted(text: str) -> tuple[str, bool]:
+    """``text`` without ComfyUI's weight syntax, and whether any part of it carried a weight other than 1."""
+    segments = weighted_segments(_escape(text))
+    return "".join(_unescape(s) for s, _ in segments), any(w != 1.0 for _, w in segments)
+
+
 def comfy_token_chunks(tokenizer: Any, text: str, warn: Any = None) -> TokenChunks:
     """Token ids and weights of ``text`` in 77-position chunks, filled as ComfyUI fills them."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id

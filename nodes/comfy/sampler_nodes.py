@@ -28,6 +28,7 @@ _INPUTS = [
     Input("negative", CONDITIONING, help="What it should not show (the unconditional side of CFG)."),
     Input("latent_image", LATENT, help="Empty latent for text-to-image, or an encoded image for image-to-image."),
 ]
+FLOW_FAMILIES = ("flux", "sd3")  # transformers the KSampler runs with ComfyUI's flow sampling
 _SAMPLER_HELP = ("The sampling algorithm (ComfyUI's names and algorithms; ancestral and SDE samplers add noise "
                  "drawn from the seed as ComfyUI draws it).")
 _SCHEDULER_HELP = "How the noise levels are spaced over the steps (ComfyUI's schedules)."
@@ -65,9 +66,10 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
 
     if model is None or not hasattr(model, "unet") or not hasattr(model, "scheduler_config"):
         raise NodeInputError(f"expected a MODEL from a checkpoint loader, found {type(model).__name__}", "model")
-    if getattr(model, "make_denoiser", None) is not None:
-        raise NodeInputError(f"ComfyUI's KSampler runs discrete-time UNet models (SD1.5, SDXL); this {model.family} "
-                             "model needs the product's own KSampler", "model")
+    flow = getattr(model, "family", None) in FLOW_FAMILIES and getattr(model, "make_denoiser", None) is not None
+    if getattr(model, "make_denoiser", None) is not None and not flow:
+        raise NodeInputError(f"ComfyUI's KSampler runs SD1.5 / SDXL UNets and FLUX / SD3 transformers; this "
+                             f"{model.family} model needs the product's own KSampler", "model")
     for name, cond in (("positive", positive), ("negative", negative)):
         if not isinstance(cond, tuple) or not cond:
             raise NodeInputError(f"expected CONDITIONING from a text encoder, found {type(cond).__name__}", name)
@@ -76,30 +78,38 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
     samples = latent_image["samples"]
     from nodes.comfy.inpaint_concat import INPAINT_CHANNELS, is_inpainting_unet
 
-    channels = model.unet.config.in_channels - (INPAINT_CHANNELS - 4 if is_inpainting_unet(model) else 0)
+    inpainting = not flow and is_inpainting_unet(model)
+    channels = (model.sample_channels if flow else
+                model.unet.config.in_channels - (INPAINT_CHANNELS - 4 if inpainting else 0))
     if samples.ndim != 4 or samples.shape[1] != channels:
         raise NodeInputError(f"expected a latent [B, {channels}, h, w] for this {model.family} model, found shape "
                              f"{list(samples.shape)}", "latent_image")
     negative = with_uncond_control(positive, negative)
     prepare_residual_sources(ctx, model, (*positive, *negative), tuple(samples.shape))
     runtime = ctx.runtime
-    choice = choose_sampler(kwargs.pop("sampler_name"), str(runtime.device).split(":")[0])
+    choice = choose_sampler(kwargs.pop("sampler_name"), str(runtime.device).split(":")[0], flow=flow)
     if choice.warning:
         ctx.warn(choice.warning)
     settings = KSamplerSettings(sampler=choice, **kwargs)
-    levels = DiscreteSigmas.from_scheduler_config(model.scheduler_config, model.prediction_type)
+    if flow:
+        from nodes.sampling.flow_sigmas import FlowSigmas
+
+        levels = FlowSigmas.for_model(model)
+    else:
+        levels = DiscreteSigmas.from_scheduler_config(model.scheduler_config, model.prediction_type)
     sigmas = ksampler_sigmas(levels, settings)
     if sigmas is None or len(sigmas) < 2:
         ctx.log("no steps to run: the latent passes through unchanged")
         return {"latent": dict(latent_image)}
     unet = runtime.residency.load(model.unet)
     weights_dtype = next(unet.parameters()).dtype
-    denoiser = UNetDenoiser(unet, model.prediction_type, autocast=runtime.dtype if weights_dtype != runtime.dtype else None)
+    autocast = runtime.dtype if weights_dtype != runtime.dtype else None
+    denoiser = model.make_denoiser(unet, autocast) if flow else UNetDenoiser(unet, model.prediction_type, autocast=autocast)
     chain = build_chain(settings.cfg, 0.0, model.guidance)
     try:
         wrapper = ComfyDenoiser(denoiser, levels, positive, negative, settings.cfg, chain, sigmas, samples.shape,
                                 runtime.device, runtime.dtype, always_uncond=choice.needs_uncond)
-        if is_inpainting_unet(model):
+        if inpainting:
             from nodes.comfy.inpaint_concat import inpaint_concat
 
             wrapper.add_concat(inpaint_concat(latent_image, positive, negative).to(runtime.device, runtime.dtype))
@@ -117,8 +127,9 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
     "comfy.KSampler", name="KSampler (ComfyUI)", category="sampling/comfyui",
     description=(
         "ComfyUI's KSampler: denoises the latent with the model, guided by the prompts, with ComfyUI's noise, "
-        "sigma schedules and samplers, so a workflow from ComfyUI draws ComfyUI's image. Denoise below 1 keeps "
-        "part of the input latent (image-to-image)."
+        "sigma schedules and samplers, so a workflow from ComfyUI draws ComfyUI's image (SD1.5 / SDXL UNets, and "
+        "FLUX / SD3 with ComfyUI's shifted flow sigmas). Denoise below 1 keeps part of the input latent "
+        "(image-to-image)."
     ),
     inputs=_INPUTS,
     params=[

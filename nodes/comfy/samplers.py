@@ -40,6 +40,13 @@ CFG_PP = frozenset({"euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2m_cfg_pp",
                     "res_multistep_cfg_pp",
                     "res_multistep_ancestral_cfg_pp", "gradient_estimation_cfg_pp"})
 
+# On flow models (FLUX, SD3) ComfyUI runs these as they are: their code is the same function of model(x, sigma)
+# whatever the model's type. Ancestral samplers switch to rectified-flow variants there (FLOW_RF); the others
+# (SDE and CFG++ samplers, which compute with the model's type) run the nearest one here, with a warning.
+FLOW_SAME = frozenset({"euler", "heun", "heunpp2", "dpm_2", "lms", "dpmpp_2m", "ipndm", "ipndm_v", "deis",
+                       "dpm_fast", "dpm_adaptive", "ddim", "ddpm", "uni_pc", "uni_pc_bh2"})
+FLOW_RF = {"euler_ancestral": "euler_ancestral_rf"}
+
 Runner = Callable[..., Any]
 
 
@@ -58,9 +65,17 @@ class SamplerChoice:
         return self.name in CFG_PP
 
 
-def choose_sampler(name: str, device_type: str = "cpu") -> SamplerChoice:
+def choose_sampler(name: str, device_type: str = "cpu", flow: bool = False) -> SamplerChoice:
+    """What ``name`` runs; ``flow`` for a flow-matching model (FLUX, SD3), where ComfyUI changes some samplers."""
     if name not in SAMPLER_NAMES:
         raise ValueError(f"unknown sampler {name!r}; known: {', '.join(SAMPLER_NAMES)}")
+    if flow and name in FLOW_RF:
+        return SamplerChoice(name, FLOW_RF[name])
+    if flow and name not in FLOW_SAME:
+        nearest = "euler_ancestral_rf" if name in ANCESTRAL | BROWNIAN or name.startswith("sa_solver") else "euler"
+        shown = "euler_ancestral" if nearest == "euler_ancestral_rf" else nearest
+        return SamplerChoice(name, nearest, warning=f"sampler {name!r} on a FLUX / SD3 model is not reproduced here: "
+                             f"it runs as the nearest one, {shown!r}, so the image differs from ComfyUI's")
     if name in NEAREST:
         nearest = NEAREST[name]
         return SamplerChoice(name, nearest, warning=f"sampler {name!r} is not reproduced here: it runs as the nearest "
@@ -82,7 +97,7 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
     from nodes.sampling.unipc import uni_pc
 
     name = choice.name
-    if name in ANCESTRAL:
+    if name in ANCESTRAL or name == "euler_ancestral_rf":
         noise = step_noise(x, seed)
     elif name in BROWNIAN and len(sigmas) > 1:
         noise = BrownianNoise(x, sigmas[sigmas > 0].min(), sigmas.max(), seed)
@@ -107,6 +122,10 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
     }
     if name in noisy:
         return noisy[name](model, x, sigmas, noise, callback)
+    if name == "euler_ancestral_rf":
+        from nodes.sampling.rf_samplers import euler_ancestral_rf
+
+        return euler_ancestral_rf(model, x, sigmas, noise, callback)
     if name == "dpmpp_2s_ancestral_cfg_pp":
         from nodes.sampling.cfg_pp import dpmpp_2s_ancestral_cfg_pp
 

@@ -43,12 +43,16 @@ def encode_comfy_prompt(clip: Any, text: str, device: Any, residency: Any = None
 @node(
     "comfy.CLIPTextEncode", name="CLIP Text Encode (ComfyUI)", category="conditioning/comfyui",
     description="ComfyUI's CLIP Text Encode: the prompt read as ComfyUI reads it, encoded by the model's text "
-                "encoder(s).",
+                "encoder(s) (SD1.5, SDXL; FLUX and SD3 with ComfyUI's T5 length).",
     inputs=[Input("clip", CLIP, help="Text encoder(s) from a checkpoint loader.")],
     params=[Text("text", "", help=PROMPT_HELP)],
     outputs=[Output("conditioning", CONDITIONING)],
 )
 def clip_text_encode(ctx: NodeContext, clip: Any, text: str) -> tuple:
+    if getattr(clip, "family", None) in ("flux", "sd3") and hasattr(clip, "text_encoders"):
+        from nodes.comfy.flow_prompt import encode_flow_prompt
+
+        return (encode_flow_prompt(clip, text, ctx.runtime.device, ctx.runtime.residency, ctx.warn),)
     if clip is None or not hasattr(clip, "encoders"):
         raise NodeInputError(f"expected a CLIP from a checkpoint loader, found {type(clip).__name__}", "clip")
     runtime = ctx.runtime

@@ -86,6 +86,10 @@ class DiscreteSigmas:
         log_sigma = (1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]
         return log_sigma.exp().to(timestep.device)
 
+    def network_timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The timestep the UNet is fed for ``sigma`` (ComfyUI's: the nearest table entry's)."""
+        return self.timestep(sigma)
+
     def percent_to_sigma(self, percent: float) -> float:
         if percent <= 0.0:
             return 999999999.9
@@ -113,6 +117,14 @@ class DiscreteSigmas:
         sigma = sigma.view(sigma.shape[:1] + (1,) * (noise.ndim - 1))
         noise = noise * torch.sqrt(1.0 + sigma**2.0) if max_denoise else noise * sigma
         return noise + latent
+
+    def inverse_noise_scaling(self, sigma: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """What ComfyUI does to the sampler's result: nothing, for these models (flow models divide)."""
+        return latent
+
+    def alpha_prod(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The cumulative alpha of ``sigma`` (for guidance links that work in the variance-preserving form)."""
+        return 1.0 / (1.0 + sigma.float() ** 2)
 
 
 # -- the schedules -----------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def _load_error(exc: Exception, field: str) -> NodeInputError:
     "core.CheckpointLoader", name="Load Checkpoint", category="loaders",
     description="Loads an SD1.5, SDXL or SDXL refiner checkpoint: an original single file (.safetensors, or "
                 ".ckpt/.pt read without running pickled code) or a diffusers folder. The family is detected "
-                "from the weights; tiny and custom architectures load too.",
+                "from the weights; tiny and custom architectures load too. A FLUX or SD3 checkpoint is loaded as "
+                "Load FLUX / SD3 Checkpoint loads it (as ComfyUI's Load Checkpoint does).",
     params=[ModelFile("ckpt_name", folder="checkpoints", extensions=CHECKPOINT_EXTENSIONS, allow_directories=True,
                       help="A file (or diffusers folder) from the checkpoints folders.")],
     outputs=[Output("model", MODEL), Output("clip", CLIP), Output("vae", VAE),
@@ -41,6 +42,10 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     from nodes.sd.tensor_sources import CheckpointError
 
     path = ctx.folders.resolve("checkpoints", ckpt_name)
+    if flow_family(path) is not None:
+        from nodes.mmdit.loader_nodes import flow_checkpoint_loader
+
+        return flow_checkpoint_loader.fn(ctx, ckpt_name, True)
     dtype = ctx.runtime.dtype
     try:
         loaded = load_model(path, dtype)
@@ -72,6 +77,21 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
         "vae": vae,
         "family": loaded.family,
     }
+
+
+def flow_family(path: Path) -> str | None:
+    """"flux" / "sd3" when a checkpoint (a .safetensors file or a diffusers folder) holds a FLUX / SD3 model."""
+    if path.is_dir():
+        from nodes.mmdit.folders import folder_family
+
+        return folder_family(path)
+    if path.suffix.lower() != ".safetensors":
+        return None  # a pickle is not opened twice: the SD loader's error names the FLUX / SD3 loader
+    from nodegraph.model_probe import safetensors_keys
+    from nodes.mmdit.checkpoint_file import detect_transformer
+
+    found = detect_transformer(set(safetensors_keys(path) or ()))
+    return found[0] if found else None
 
 
 _SCALES = ("auto", "sd15", "sdxl", "flux", "sd3")

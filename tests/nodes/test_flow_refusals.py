@@ -81,8 +81,12 @@ def test_flux_latent_in_an_sd_vae(executor):
     assert "16-channel VAE" in failure(executor, nodes, "decode").message
 
 
+def test_load_checkpoint_hands_a_flux_folder_to_the_flux_loader_as_comfyuis_load_checkpoint_does(executor):
+    outputs = run(executor, {"load": n("core.CheckpointLoader", {"ckpt_name": "flux"})}, ["load"]).outputs["load"]
+    assert outputs["family"] == "FLUX.1 [dev]" and outputs["model"].family == "flux" and outputs["clip"] is not None
+
+
 @pytest.mark.parametrize(("loader", "name", "hint"), [
-    ("core.CheckpointLoader", "flux", "Load FLUX / SD3 Checkpoint"),
     ("core.FlowCheckpointLoader", "demo_shapes.safetensors", "use Load Checkpoint"),
     ("core.DiffusersModelLoader", "flux", "Load FLUX / SD3 Checkpoint"),
 ])
