@@ -17,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from nodegraph.graph import Graph, topological_order
+from nodegraph.node_sizes import estimated_size, overlapping_pairs
+
+__all__ = ["auto_layout", "estimated_size", "layered_positions", "needs_layout", "overlapping_pairs"]
 
 GAP_X = 90.0  # between columns (ports stick out 10-20 px on each side)
 GAP_Y = 40.0  # between nodes of a column
@@ -145,34 +148,10 @@ def layered_positions(graph: Graph, sizes: Mapping[str, Size], origin: tuple[flo
     return positions
 
 
-def overlapping_pairs(rects: Mapping[str, tuple[float, float, float, float]]) -> list[tuple[str, str]]:
-    """Pairs of rectangles (x, y, w, h) that overlap (touching edges do not count)."""
-    items = sorted(rects.items(), key=lambda item: item[1][0])
-    found = []
-    for i, (a, (ax, ay, aw, ah)) in enumerate(items):
-        for b, (bx, by, bw, bh) in items[i + 1:]:
-            if bx >= ax + aw:
-                break
-            if ay < by + bh and by < ay + ah and ax < bx + bw:
-                found.append((a, b))
-    return found
-
-
-def estimated_size(graph: Graph, registry: object, node_id: str) -> Size:
-    """A node's size without the editor's node items (for code that lays out a graph without a display): a
-    title, one row per port, a field per parameter. The editor itself measures the real items."""
-    node = graph.nodes[node_id]
-    definition = registry.get(node.type) if registry is not None else None
-    if definition is None:
-        rows, fields = max(len(node.inputs), 1), len(node.params)
-    else:
-        rows, fields = max(len(definition.inputs), len(definition.outputs)), len(definition.params)
-    return 240.0, 40.0 + 24.0 * rows + 50.0 * fields
-
-
 def auto_layout(graph: Graph, registry: object, only_missing: bool = True) -> None:
     """Give positions to the nodes of ``graph`` (only to those without one, unless ``only_missing`` is False),
-    by estimated sizes. Kept for code without a display; the editor lays out by the real node sizes."""
+    by estimated sizes (:mod:`nodegraph.node_sizes`). Kept for code without a display; the editor lays out by the
+    real node sizes."""
     positions = layered_positions(graph, {n: estimated_size(graph, registry, n) for n in graph.nodes})
     for node_id, (x, y) in positions.items():
         layout = graph.nodes[node_id].layout

@@ -13,24 +13,10 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QWidget
 
-from nodegraph.node import NodeDef
-from nodegraph.types import IMAGE, STRING
+from nodegraph.node_sizes import IMAGE_BOX_TYPES, wants_image_box, wants_text_box  # the engine sizes nodes by them too
 from ui.widgets import LightWidget
 
-# Node types that show images in the node besides output nodes with an IMAGE input (a sampler's live
-# preview, a loaded image): extend this set to reserve an image box for another type.
-IMAGE_BOX_TYPES: set[str] = {"core.LoadImage"}
-
-
-def wants_image_box(definition: NodeDef) -> bool:
-    """Output nodes that receive images (Save, Preview) and the types listed in :data:`IMAGE_BOX_TYPES`."""
-    receives = any(i.type.name == IMAGE.name for i in definition.inputs)
-    return definition.id in IMAGE_BOX_TYPES or (definition.output_node and receives)
-
-
-def wants_text_box(definition: NodeDef) -> bool:
-    """Output nodes whose results include text (Show Value, the paths Save Image wrote)."""
-    return definition.output_node and any(o.type.name == STRING.name for o in definition.outputs)
+__all__ = ["IMAGE_BOX_TYPES", "wants_image_box", "wants_text_box"]
 
 
 def _colours(widget: QWidget, background: QColor, text: QColor) -> None:

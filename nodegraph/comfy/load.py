@@ -19,6 +19,7 @@ from nodegraph.comfy.containers import embedded_texts
 from nodegraph.comfy.mapping import MAPPINGS
 from nodegraph.comfy.records import ComfyGraph, ComfyLink
 from nodegraph.comfy.report import ImportReport
+from nodegraph.comfy.spread import spread
 from nodegraph.comfy.ui_format import UiOptions, read_ui_workflow
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import Graph
@@ -103,7 +104,12 @@ def _import_ui(doc: dict, registry: Registry, report: ImportReport, source: str,
         report.warn(message, node)
     if prompt is not None:
         _apply_prompt_values(comfy, prompt, report)
-    return ComfyImport(build_graph(comfy, registry, report, build), report)
+    graph = build_graph(comfy, registry, report, build)
+    moved = spread(graph, registry, comfy.sizes())
+    if moved:
+        report.layout.append(f"{moved} node(s) moved right or down so that none covers another (this editor's nodes "
+                             "are larger than ComfyUI's)")
+    return ComfyImport(graph, report)
 
 
 def _apply_prompt_values(comfy: ComfyGraph, prompt: Any, report: ImportReport) -> None:

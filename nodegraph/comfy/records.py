@@ -32,6 +32,7 @@ class ComfyNode:
     inputs: dict[str, Any] = field(default_factory=dict)
     title: str = ""
     pos: tuple[float, float] | None = None
+    size: tuple[float, float] | None = None  # (width, height) in ComfyUI's editor
     color: str | None = None
     mode: str = ""  # "" (always), "mute" or "bypass"
     pack: str = ""  # cnr_id or aux_id of the node pack
@@ -56,6 +57,7 @@ class ComfyNote:
     title: str = ""
     pos: tuple[float, float] | None = None
     markdown: bool = False
+    size: tuple[float, float] | None = None
 
 
 @dataclass
@@ -69,3 +71,8 @@ class ComfyGraph:
     kind: str = "api"  # "api", "ui-0.4" or "ui-1"
     resolved_modes: list[str] = field(default_factory=list)  # bypassed/muted nodes resolved away, for the report
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, tuple[float, float]]:
+        """Node id -> (width, height) in ComfyUI's editor, for the records whose file gave one."""
+        records = [*self.nodes.values(), *self.reroutes.values(), *self.notes]
+        return {r.id: r.size for r in records if r.size is not None}

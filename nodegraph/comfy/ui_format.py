@@ -51,11 +51,13 @@ def schema_kind(doc: dict) -> str:
     return "ui-0.4"
 
 
-def _pos(raw: dict) -> tuple[float, float] | None:
-    pos = raw.get("pos")
+def _pos(raw: dict, key: str = "pos") -> tuple[float, float] | None:
+    """A node's ``pos`` (or ``size``): a pair of numbers, or ``{"0": x, "1": y}`` in old files."""
+    pos = raw.get(key)
     if isinstance(pos, dict):
         pos = [pos.get("0"), pos.get("1")]
-    if isinstance(pos, (list, tuple)) and len(pos) >= 2 and all(isinstance(v, (int, float)) for v in pos[:2]):
+    if isinstance(pos, (list, tuple)) and len(pos) >= 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e9 for v in pos[:2]):
         return float(pos[0]), float(pos[1])
     return None
 
@@ -255,7 +257,8 @@ class UiReader:
             if node_type in NOTE_TYPES:
                 values = raw.get("widgets_values")
                 text = values[0] if isinstance(values, list) and values and isinstance(values[0], str) else ""
-                self.graph.notes.append(ComfyNote(gid, text, raw.get("title") or "", pos, NOTE_TYPES[node_type]))
+                self.graph.notes.append(ComfyNote(gid, text, raw.get("title") or "", pos, NOTE_TYPES[node_type],
+                                                  _pos(raw, "size")))
                 continue
             if node_type == "Reroute" and not self.options.keep_reroutes:
                 continue
@@ -283,7 +286,8 @@ class UiReader:
         mode = (scope.mode or node_mode(raw)) if self.options.keep_modes else ""
         props = raw.get("properties") if isinstance(raw.get("properties"), dict) else {}
         record = ComfyNode(gid, node_type, title=raw.get("title") if isinstance(raw.get("title"), str) else "",
-                           pos=pos, color=raw.get("bgcolor") or raw.get("color"), mode=mode, pack=_pack(raw),
+                           pos=pos, size=_pos(raw, "size"), color=raw.get("bgcolor") or raw.get("color"), mode=mode,
+                           pack=_pack(raw),
                            properties=dict(props))
         linked: set[str] = set()
         converted: set[str] = set()

@@ -38,3 +38,15 @@ def test_a_file_that_is_no_workflow_is_refused_with_its_problem(window, tmp_path
     source.write_text('{"todo": []}')
     assert not window.open_path(source, ask=False)
     assert "neither a nodegraph nor a ComfyUI workflow" in shown[0]
+
+
+def test_comfyui_layouts_open_with_no_node_covering_another(window):
+    """The editor's nodes are larger than ComfyUI's: the import pushes them apart (measured on the real node items)."""
+    from tests.ui.test_layout import node_rects
+    from ui.layout import overlapping_pairs
+
+    for name in ("ui_flux_dev.json", "ui_flux_schnell.json", "ui_sd35.json", "ui_v04_features.json",
+                 "ui_v1_nested.json"):
+        assert window.open_path(FIXTURES / name, ask=False)
+        assert overlapping_pairs(node_rects(window)) == [], name
+        window.document.undo_stack.setClean()
