@@ -176,12 +176,13 @@ class ModelFolders:
         lie in one of the model folders or in ``trusted`` (paths the user named), unless ``confined`` is off
         (the editor): a workflow cannot point a loader at ``/dev/zero`` or at files outside the model folders.
         """
-        from nodegraph.paths import PathRefused, exists, names_within
+        from nodegraph.paths import PathRefused, exists, name_problem, names_within
 
         if not name:
             raise ModelNotFound(kind, name, self.folders(kind))
+        problem = name_problem(name, absolute_allowed=True)
         if "\0" in name:
-            raise PathRefused(f"{kind} name {name!r} contains a NUL character", kind)
+            raise PathRefused(f"{kind} name {name!r} {problem}", kind)
         candidate = Path(name).expanduser()
         if candidate.is_absolute():
             if self.confined and not any(names_within(candidate, root) for root in (*self.all_folders(), *self.trusted)):
@@ -192,8 +193,8 @@ class ModelFolders:
             if not exists(candidate, kind, f"{kind} file"):
                 raise ModelNotFound(kind, name, [candidate.parent])
             return self._readable(candidate, kind)
-        if ".." in candidate.parts:
-            raise ValueError(f"{kind} name {name!r} may not contain '..'")
+        if problem:
+            raise ValueError(f"{kind} name {name!r} {problem}")
         searched = self.folders(kind)
         denied: PathRefused | None = None
         for folder in searched:

@@ -22,10 +22,11 @@ loads.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from nodegraph.errors import NodeInputError
 
@@ -97,6 +98,40 @@ def within(path: Path, root: Path) -> bool:
     except (OSError, RuntimeError):  # a link loop
         return False
     return resolved == base or base in resolved.parents
+
+
+def name_parts(name: str) -> list[str]:
+    """The parts of a relative name, with ``/`` and ``\\`` both separators and empty and ``.`` parts dropped."""
+    return [part for part in re.split(r"[\\/]+", name) if part not in ("", ".")]
+
+
+def is_absolute_name(name: str) -> bool:
+    """An absolute path or one with a drive letter, as POSIX or Windows writes it (``/x``, ``C:\\x``, ``C:x``)."""
+    return PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or bool(PureWindowsPath(name).drive)
+
+
+def name_problem(name: str, absolute_allowed: bool = False) -> str:
+    """Why ``name`` cannot name a file inside a folder (``""`` if it can): the one rule for names a workflow or a
+    client gives relative to a folder (model names, save prefixes, uploads, files served back). Refused: a NUL
+    character, an absolute path or drive letter (unless ``absolute_allowed``), and any ``..`` part, even one
+    that would come back inside (links may make ``a/..`` another folder than the one the name suggests)."""
+    if "\0" in name:
+        return "contains a NUL character"
+    if not absolute_allowed and is_absolute_name(name):
+        return "is an absolute path (it must be relative to the folder)"
+    if ".." in name_parts(name):
+        return "uses '..' (it may not leave the folder)"
+    return ""
+
+
+def join_inside(root: Path, name: str) -> Path | None:
+    """``root / name`` resolved (links followed), or None when ``name`` breaks :func:`name_problem` or the
+    result lies outside ``root`` (through a link)."""
+    if name_problem(name):
+        return None
+    base = Path(root).resolve()
+    target = base.joinpath(*name_parts(name))
+    return target.resolve() if within(target, base) else None
 
 
 def describe_kind(mode: int) -> str:

@@ -7,19 +7,21 @@ file parameters may not be fed by links (a linked string would skip these checks
 read or write elsewhere are refused unless the server allows them by name (``--allow-node``).
 Save nodes already confine their file names to the output folder themselves.
 
-These are the server's own small helpers; the engine's path-confinement helpers (being added in
-parallel) can replace ``inside`` and ``safe_name`` when they land.
+Names are judged by the engine's one rule (:func:`nodegraph.paths.name_problem`, :func:`nodegraph.paths.join_inside`);
+what is the server's own: models only by relative name, images only from its input folder, upload file names
+made safe (:func:`safe_name`), node types refused by default.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from nodegraph.errors import Problem
 from nodegraph.graph import Graph
 from nodegraph.params import ImageFile, ModelFile
+from nodegraph.paths import is_absolute_name, join_inside, name_problem, within
 from nodegraph.registry import Registry
 
 # Node types that read folders anywhere on the server or write outside its output folder.
@@ -28,19 +30,6 @@ REFUSED_BY_DEFAULT: dict[str, str] = {
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def inside(root: Path, relative: str) -> Path | None:
-    """``root / relative`` resolved, or None if it would leave ``root`` (``..``, absolute, a link out)."""
-    text = relative.replace("\\", "/")
-    if "\0" in text or PurePosixPath(text).is_absolute() or PureWindowsPath(relative).drive:
-        return None
-    parts = [p for p in text.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return None
-    base = root.resolve()
-    target = base.joinpath(*parts).resolve()
-    return target if target == base or base in target.parents else None
 
 
 def safe_name(name: str, default: str = "upload") -> str:
@@ -97,21 +86,15 @@ def confine(graph: Graph, registry: Registry, input_dir: Path, allowed: set[str]
 
 
 def _check_model_name(value: str) -> str:
-    text = value.replace("\\", "/")
-    if "\0" in text:
-        return "the name contains a NUL character"
-    if PurePosixPath(text).is_absolute() or PureWindowsPath(value).drive or text.startswith("~"):
+    if is_absolute_name(value) or value.startswith("~"):
         return "on a server, models are named relative to the model folders, not by absolute path"
-    if ".." in text.split("/"):
-        return "model names may not contain '..'"
-    return ""
+    problem = name_problem(value)
+    return f"the model name {problem}" if problem else ""
 
 
 def _input_path(input_dir: Path, value: str) -> Path | None:
     candidate = Path(value)
     if candidate.is_absolute():
-        base = input_dir.resolve()
-        resolved = candidate.resolve()
-        return resolved if base in resolved.parents else None
+        return candidate.resolve() if "\0" not in value and within(candidate, input_dir) else None
     # ComfyUI clients name uploads "name.png" or "subfolder/name.png", optionally with " [input]".
-    return inside(input_dir, re.sub(r"\s*\[input\]$", "", value))
+    return join_inside(input_dir, re.sub(r"\s*\[input\]$", "", value))

@@ -17,10 +17,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
+from nodegraph.paths import join_inside
 from nodegraph.server import comfy_bridge
 from nodegraph.server.comfy_nodes import object_info
 from nodegraph.server.comfy_shapes import history_entry, queue_entry, validation_error
-from nodegraph.server.confine import inside
 from nodegraph.server.errors import error_response, read_json
 from nodegraph.server.service import QueueFull, Service
 from nodegraph.server.store import FINISHED, PENDING, RUNNING, Job
@@ -153,8 +153,8 @@ def make_router(service: Service, *, in_schema: bool = True) -> APIRouter:
             return error_response(400, "bad_type", f"type must be one of {', '.join(roots)}, found {type!r}")
         if not filename or "/" in filename.replace("\\", "/"):
             return error_response(400, "bad_filename", "filename must be a plain file name; put folders in 'subfolder'")
-        folder = inside(root, subfolder) if subfolder else root.resolve()
-        path = inside(folder, filename) if folder is not None else None
+        folder = join_inside(root, subfolder) if subfolder else root.resolve()
+        path = join_inside(folder, filename) if folder is not None else None
         if path is None:
             return error_response(403, "outside", "that file lies outside the output, input and temp folders")
         if not path.is_file():

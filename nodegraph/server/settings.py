@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodegraph import limits
+
 MiB = 2**20
 
 
@@ -19,7 +21,9 @@ class Limits:
 
     body_bytes: int = 16 * MiB  # any request body (a workflow, a form)
     upload_bytes: int = 50 * MiB  # one uploaded image
-    image_pixels: int = 64_000_000  # an uploaded image's width x height (decompression bombs)
+    # an uploaded image's width x height (decompression bombs): the engine's image_pixels limit, which Load Image
+    # decodes under (nodegraph.limits; NODEGRAPH_LIMITS="image_pixels=N" raises both)
+    image_pixels: int = field(default_factory=lambda: limits.get("image_pixels"))
     pending_jobs: int = 1000  # jobs waiting in the queue; more get HTTP 429
     events_per_job: int = 5000  # events kept in the history of one job (progress beyond this is dropped)
     client_backlog: int = 1000  # messages waiting for one websocket client; a slower client loses progress messages

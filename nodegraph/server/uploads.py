@@ -10,7 +10,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodegraph.server.confine import inside, safe_name
+from nodegraph import limits
+from nodegraph.paths import join_inside
+from nodegraph.server.confine import safe_name
 
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tiff"}
 _EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",
@@ -35,8 +37,12 @@ class Stored:
         return f"{self.subfolder}/{self.name}" if self.subfolder else self.name
 
 
-def check_image(data: bytes, max_pixels: int) -> str:
-    """The image's format name (``PNG``, ``JPEG``, ...), or :class:`UploadError` saying why it is refused."""
+def check_image(data: bytes, max_pixels: int | None = None) -> str:
+    """The image's format name (``PNG``, ``JPEG``, ...), or :class:`UploadError` saying why it is refused.
+    ``max_pixels``: width x height at most; by default the engine's ``image_pixels`` limit, the one Load Image
+    decodes under (so an upload that is accepted can be loaded)."""
+    if max_pixels is None:
+        max_pixels = limits.get("image_pixels")
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -45,7 +51,8 @@ def check_image(data: bytes, max_pixels: int) -> str:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise UploadError(f"the image has {width}x{height} pixels; this server accepts at most {max_pixels}", 413)
+                raise UploadError(f"the image has {width}x{height} pixels; this server accepts at most {max_pixels} "
+                                  "(the image_pixels limit)", 413)
             kind = image.format or ""
             image.verify()
     except UploadError:
@@ -58,9 +65,9 @@ def check_image(data: bytes, max_pixels: int) -> str:
 
 
 def store_upload(input_dir: Path, filename: str, data: bytes, *, subfolder: str = "", overwrite: bool = False,
-                 max_pixels: int = 64_000_000) -> Stored:
+                 max_pixels: int | None = None) -> Stored:
     kind = check_image(data, max_pixels)
-    folder = inside(input_dir, subfolder) if subfolder else input_dir.resolve()
+    folder = join_inside(input_dir, subfolder) if subfolder else input_dir.resolve()
     if folder is None:
         raise UploadError(f"the subfolder {subfolder!r} would leave the input folder")
     name = safe_name(filename or "upload")

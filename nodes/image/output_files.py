@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from nodegraph.errors import NodeInputError
+from nodegraph.paths import join_inside, name_parts, name_problem
 
 _COUNTER = re.compile(r"^(?P<base>.+)_(?P<n>\d{5,})\.png$")
 
@@ -21,23 +22,17 @@ def resolve_prefix(output_dir: Path, prefix: str, field: str = "filename_prefix"
     text = prefix.strip()
     if not text:
         raise NodeInputError("the filename prefix is empty; give a name such as 'nodegraph' or 'portraits/cat'", field)
-    if "\0" in text:
-        raise NodeInputError("the filename prefix contains a NUL character", field)
-    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
-        raise NodeInputError(
-            f"the filename prefix {prefix!r} is an absolute path; it must be relative to the output folder "
-            f"{output_dir} (subfolders like 'portraits/cat' are fine)",
-            field,
-        )
-    parts = [p for p in re.split(r"[\\/]+", text) if p not in ("", ".")]
-    if ".." in parts:
-        raise NodeInputError(f"the filename prefix {prefix!r} uses '..'; it may not leave the output folder {output_dir}", field)
+    problem = name_problem(text)
+    if problem:
+        raise NodeInputError(f"the filename prefix {prefix!r} {problem}: it names a file in the output folder "
+                             f"{output_dir} (subfolders like 'portraits/cat' are fine)", field)
+    parts = name_parts(text)
     if not parts or text.endswith(("/", "\\")):
         raise NodeInputError(f"the filename prefix {prefix!r} names a folder but no file name (add one after the last '/')", field)
-    root = output_dir.resolve()
-    folder = root.joinpath(*parts[:-1]).resolve()
-    if folder != root and root not in folder.parents:
-        raise NodeInputError(f"the filename prefix {prefix!r} leads outside the output folder {root} (through a link)", field)
+    folder = join_inside(output_dir, "/".join(parts[:-1]))
+    if folder is None:
+        raise NodeInputError(f"the filename prefix {prefix!r} leads outside the output folder {output_dir.resolve()} "
+                             "(through a link)", field)
     return folder, parts[-1]
 
 
