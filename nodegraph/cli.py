@@ -39,10 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this node and what it needs (repeatable; default: all output nodes)")
     run.add_argument("--events", choices=("bars", "json", "none"), default=None,
                      help="progress as bars (default on a terminal), JSON lines (one event per line), or none")
+    from nodegraph.run_options import add_run_options
 
-    validate = sub.add_parser("validate", help="check a workflow without running it")
+    add_run_options(run)
+
+    validate = sub.add_parser("validate", help="check a workflow without running it (what `run` would refuse)")
     validate.add_argument("workflow", type=Path)
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    validate.add_argument("--output", type=Path, default=Path("output"), help="the output folder the run would use")
+    validate.add_argument("--device", default=None, help="the device the run would use (cpu, cuda, cuda:1, mps)")
+    validate.add_argument("--models", action="append", default=[], type=Path, metavar="DIR",
+                          help="an extra models root to search first (repeatable)")
 
     nodes = sub.add_parser("nodes", help="list the installed node types")
     nodes.add_argument("--json", action="store_true", help="print the full schema of every node type")
@@ -123,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.executor import Executor
     from nodegraph.model_folders import ModelFolders
     from nodegraph.registry import default_registry
+    from nodegraph.run_options import next_run, reproduction, with_previews
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
@@ -139,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = args.events or ("bars" if sys.stderr.isatty() else "none")
     from nodegraph.reporting import make_reporter
 
-    reporter = make_reporter(mode)
+    reporter = with_previews(make_reporter(mode), args)
     token = CancelToken()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -149,11 +157,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nnodegraph: stopping at the next check (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=ModelFolders.from_environment(args.models))
-    settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph))
     try:
-        result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
+        executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=ModelFolders.from_environment(args.models))
+    except ValueError as exc:  # a damaged model folder config
+        signal.signal(signal.SIGINT, previous)
+        _error(str(exc))
+        return EXIT_INVALID
+    settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph),
+                           preview_interval=args.preview_every if args.previews else None,
+                           only_batch_index=reproduction(args.workflow, graph, args.targets))
+    try:
+        for index in range(args.repeat):
+            if index:
+                next_run(graph, registry, settings, index, args.repeat)
+            result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
+            reporter.close()
+            reporter.summary(graph, result)
     except WorkflowError as exc:
+        reporter.close()
         _print_problems(exc.problems)
         return EXIT_INVALID
     except NodeExecutionError as exc:
@@ -166,8 +187,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     finally:
         signal.signal(signal.SIGINT, previous)
-    reporter.close()
-    reporter.summary(graph, result)
     return EXIT_OK
 
 
@@ -182,7 +201,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except WorkflowError as exc:
         _print_problems(exc.problems, args.json)
         return EXIT_INVALID
+    from nodegraph.model_folders import ModelFolders
+    from nodegraph.preflight import preflight
+
     problems = validate(graph, registry)
+    try:
+        folders = ModelFolders.from_environment(args.models)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_INVALID
+    # what `run` checks before any model loads: files, declared parameter checks, the device, the output folder
+    problems += preflight(graph, registry, folders, device=args.device, output_dir=args.output)
     if problems:
         _print_problems(problems, args.json)
         return EXIT_INVALID

@@ -30,11 +30,15 @@ from nodegraph.events import (
     RunStarted,
 )
 from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, validate
+from nodegraph.loading import reporting_load
 from nodegraph.model_folders import ModelFolders, fingerprint_path
 from nodegraph.node import NodeDef
 from nodegraph.params import ImageFile, ModelFile, ParamError
+from nodegraph.preflight import preflight
+from nodegraph.progress import BYTES, Work, estimate_work
 from nodegraph.registry import Registry
 from nodegraph.runtime import Runtime
+from nodegraph.summary import summarize
 from nodegraph.types import FLOAT, SocketType
 
 EventSink = Callable[[Event], None]
@@ -71,16 +75,6 @@ def default_targets(graph: Graph, registry: Registry) -> list[str]:
         return outputs
     read = {link.source for link in graph.links()}
     return [node_id for node_id in graph.nodes if node_id not in read]
-
-
-def summarize(value: Any) -> str:
-    """A one-line description of a value, for failure reports."""
-    shape = getattr(value, "shape", None)
-    if shape is not None and hasattr(value, "dtype"):
-        device = getattr(value, "device", "")
-        return f"{type(value).__name__}{list(shape)} {value.dtype} {device}".strip()
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Executor:
@@ -125,16 +119,20 @@ class Executor:
             raise WorkflowError([Problem("unknown_target", "no such node to run", t, expected="a node id in the workflow", found=repr(t)) for t in missing])
         needed = needed_nodes(graph, target_list)
         problems = [p for p in validate(graph, self.registry) if p.node in needed or p.code == "cycle"]
+        order, _ = topological_order(graph, needed)
+        # before any model loads: missing files, declared parameter checks, the device, the output folder
+        problems += preflight(graph, self.registry, self.folders, nodes=order, device=settings.device or self.runtime.requested_device,
+                              output_dir=settings.output_dir)
         if problems:
             raise WorkflowError(problems)
-        order, _ = topological_order(graph, needed)
         started = time.perf_counter()
 
         keys: dict[str, str] = {}
+        file_bytes: dict[str, int] = {}
         for node_id in order:
             node = graph.nodes[node_id]
             try:
-                keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings)  # type: ignore[arg-type]
+                keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings, file_bytes)  # type: ignore[arg-type]
             except Exception as exc:  # a missing file, or a plugin's fingerprint hook failing
                 message = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
                 emit(RunStarted((node_id,), tuple(target_list)))
@@ -163,7 +161,8 @@ class Executor:
         target_set = set(target_list)
 
         result = RunResult(outputs={})
-        emit(RunStarted(tuple(order), tuple(target_list)))
+        work = {n: self._work(graph.nodes[n], file_bytes.get(n, 0)) for n in order if n in to_run}
+        emit(RunStarted(tuple(order), tuple(target_list), {n: (w.kind, w.amount) for n, w in work.items()}))
         current = ""
         try:
             # Nodes not run are reported as cached: their result is up to date, whether it was read from the
@@ -176,7 +175,7 @@ class Executor:
                     result.cached.append(node_id)
                     emit(NodeCached(node_id, node.type))
                     continue
-                values[node_id] = self._run_node(node, keys[node_id], values, result, emit, token, settings)
+                values[node_id] = self._run_node(node, keys[node_id], values, result, emit, token, settings, work[node_id])
                 for src, _ in node.inputs.values():
                     readers_left[src] -= 1
                     if readers_left[src] == 0 and src not in target_set:
@@ -201,6 +200,7 @@ class Executor:
         emit: EventSink,
         token: CancelToken,
         settings: RunSettings,
+        work: Work | None = None,
     ) -> dict[str, Any]:
         definition = self.registry.get(node.type)
         assert definition is not None  # validated before the run
@@ -222,7 +222,11 @@ class Executor:
                     except ParamError as exc:
                         raise NodeInputError(f"the value linked into {name!r} is invalid: {exc}", name) from None
             ctx.params = {k: kwargs[k] for k in params}
-            outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            if work is not None and work.kind == BYTES:  # a loader: reading its files reports progress
+                with reporting_load(int(work.amount), _load_message(node, definition, params), ctx.report_load):
+                    outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            else:
+                outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
         except Cancelled:
             raise
         except Exception as exc:
@@ -233,13 +237,21 @@ class Executor:
         seconds = time.perf_counter() - begin
         result.executed.append(node.id)
         result.timings[node.id] = seconds
-        emit(NodeFinished(node.id, node.type, seconds))
+        emit(NodeFinished(node.id, node.type, seconds, tuple(ctx.files)))
         for victim in self.cache.put(key, CacheEntry(node.id, node.type, outputs, estimate_nbytes(outputs))):
             reason = "larger than the cache" if victim.outputs is outputs else "least recently used"
             emit(CacheEvicted(victim.node, victim.type, victim.nbytes, reason))
         return outputs
 
-    def _key(self, node: GraphNode, definition: NodeDef, keys: dict[str, str], settings: RunSettings) -> str:
+    def _work(self, node: GraphNode, nbytes: int) -> Work:
+        definition = self.registry.get(node.type)
+        assert definition is not None  # validated before the run
+        own = {k: v for k, v in _params_of(node, definition).items() if k not in node.inputs}
+        return estimate_work(definition.work, own, nbytes)
+
+    def _key(
+        self, node: GraphNode, definition: NodeDef, keys: dict[str, str], settings: RunSettings, file_bytes: dict[str, int] | None = None
+    ) -> str:
         params = _params_of(node, definition)
         fingerprints: dict[str, Any] = {}
         for param in definition.params:
@@ -249,6 +261,8 @@ class Executor:
             try:
                 if isinstance(param, ModelFile) and value:
                     fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
+                    if file_bytes is not None:  # what the overall progress weighs a loader by
+                        file_bytes[node.id] = file_bytes.get(node.id, 0) + int(fingerprints[param.name][1])
                 elif isinstance(param, ImageFile) and value:
                     fingerprints[param.name] = _file_digest(value)
             except (OSError, ValueError) as exc:
@@ -262,6 +276,12 @@ class Executor:
             [node.type, node.version, own, fingerprints, upstream], sort_keys=True, default=repr, separators=(",", ":")
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _load_message(node: GraphNode, definition: NodeDef, params: dict[str, Any]) -> str:
+    names = [str(params[p.name]).replace("\\", "/").rsplit("/", 1)[-1] for p in definition.params
+             if isinstance(p, ModelFile) and params.get(p.name) and p.name not in node.inputs]
+    return "loading " + ", ".join(names) if names else "loading"
 
 
 def _params_of(node: GraphNode, definition: NodeDef) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nodegraph.node import Issue
+
 # name -> (diffusers class name, config overrides)
 SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "euler": ("EulerDiscreteScheduler", {}),
@@ -21,6 +23,40 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 SCHEDULER_NAMES: tuple[str, ...] = tuple(SCHEDULERS)
+
+# The most steps each scheduler completes on a model trained on 1000 noise levels (every family here), with
+# the SD timestep spacings (leading, linspace, trailing): above it diffusers refuses (DDIM, DDPM) or fails
+# while sampling (an index past the end of its sigmas, NaNs). tests/nodes/test_scheduler_limits.py runs
+# each scheduler at its limit and one step past it.
+MAX_STEPS: dict[str, int] = {
+    "euler": 1000,
+    "euler_ancestral": 1000,
+    "ddim": 999,
+    "heun": 1000,
+    "lms": 999,
+    "dpmpp_2m": 998,
+    "dpmpp_2m_karras": 1000,
+    "dpmpp_2m_sde": 998,
+    "unipc": 998,
+    "ddpm": 999,
+    "pndm": 999,
+}
+# Model calls per step: second-order schedulers evaluate the model twice (what the progress bar weighs).
+CALLS_PER_STEP = {"heun": 2}
+
+
+def check_steps(steps: Any, scheduler: Any) -> list[Issue]:
+    """The sampler's declared check: steps within what the scheduler can do (read from parameters only)."""
+    limit = MAX_STEPS.get(scheduler) if isinstance(scheduler, str) else None
+    if isinstance(steps, int) and limit is not None and steps > limit:
+        return [Issue("steps", f"the {scheduler} scheduler cannot run more than {limit} steps (the model learned "
+                      "1000 noise levels)", f"at most {limit} steps for {scheduler}", str(steps))]
+    return []
+
+
+def model_calls(scheduler: Any, steps: int) -> float:
+    """Model evaluations for ``steps`` steps of ``scheduler`` (the sampler's work for the progress bar)."""
+    return float(steps * CALLS_PER_STEP.get(scheduler, 1)) if isinstance(scheduler, str) else float(steps)
 
 
 def make_scheduler(name: str, scheduler_config: dict[str, Any], prediction_type: str | None = None) -> Any:

@@ -63,6 +63,9 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
         config = loaded.vae.config
         vae = VaeHandle(loaded.vae, loaded.family, float(config.scaling_factor),
                         float(getattr(config, "shift_factor", None) or 0.0))
+    from nodes.sampling.previews import remember_vae
+
+    remember_vae(loaded.unet, vae)  # live previews of this model map latents to RGB through this VAE
     return {
         "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type),
         "clip": ClipHandle(loaded.family, loaded.tokenizers, loaded.text_encoders),

@@ -301,13 +301,16 @@ def test_model_file_is_fingerprinted_by_size_and_mtime(registry, tmp_path):
     assert executor.run(graph, ["read"]).outputs["read"]["size"] == 12
 
 
-def test_missing_model_file_fails_the_node_and_lists_the_folders_searched(registry, tmp_path):
+def test_missing_model_file_is_reported_before_the_run_with_the_folders_searched(registry, tmp_path):
     graph = Graph()
     graph.add_node(registry, "test.ReadModel", "read", {"name": "nope.safetensors"})
-    with pytest.raises(NodeExecutionError) as info:
-        _executor(registry, tmp_path).run(graph, ["read"])
-    assert info.value.node_id == "read"
-    assert "nope.safetensors" in str(info.value) and str(tmp_path / "checkpoints") in str(info.value)
+    events = []
+    with pytest.raises(WorkflowError) as info:
+        _executor(registry, tmp_path).run(graph, ["read"], on_event=events.append)
+    (problem,) = info.value.problems
+    assert (problem.node, problem.field, problem.code) == ("read", "name", "model_not_found")
+    assert "nope.safetensors" in problem.message and str(tmp_path / "checkpoints") in problem.message
+    assert events == []  # nothing started
 
 
 def test_user_image_is_fingerprinted_by_content(registry, tmp_path):

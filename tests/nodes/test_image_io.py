@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from nodegraph.context import RunSettings
-from nodegraph.errors import NodeExecutionError, NodeInputError
+from nodegraph.errors import NodeInputError, WorkflowError
 from nodegraph.executor import Executor
 from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Input, Output, node
@@ -97,13 +97,14 @@ def test_missing_path_names_field_and_path(tmp_path: Path) -> None:
     assert info.value.field == "path" and str(missing) in str(info.value)
 
 
-def test_missing_path_through_executor_fails_naming_node_and_path(tmp_path: Path) -> None:
+def test_missing_path_through_executor_is_refused_before_the_run_naming_node_and_path(tmp_path: Path) -> None:
     doc = {"format": "nodegraph.workflow", "version": 1,
            "nodes": {"load": {"type": "core.LoadImage", "params": {"path": str(tmp_path / "gone.png")}}}}
     graph = parse_workflow(doc, default_registry())
-    with pytest.raises(NodeExecutionError) as info:
+    with pytest.raises(WorkflowError) as info:
         Executor(default_registry(), runtime=Runtime("cpu"), folders=ModelFolders([])).run(graph, ["load"])
-    assert "load" in str(info.value) and "gone.png" in str(info.value)
+    (problem,) = info.value.problems
+    assert (problem.node, problem.field) == ("load", "path") and "gone.png" in problem.message
 
 
 def test_non_image_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,280 @@
+"""Preflight: the problems a run would meet, found before any model loads and reported all at once.
+
+:func:`nodegraph.graph.validate` checks the graph's shape (types, links, values against their bounds); this
+module checks what lies outside it and what only a node knows:
+
+- model files that are not found (naming every folder searched) and model choices left empty;
+- image files that are missing;
+- parameter combinations a node declares invalid (``@node(check=...)``: steps the scheduler cannot do,
+  sizes the VAE cannot encode), reading only the node's own parameters;
+- seed controls that name no seed or no known control (:mod:`nodegraph.seed_control`);
+- a device that is not available (``--device cuda`` on a machine or a torch build without CUDA);
+- an output path that is not a folder.
+
+``nodegraph validate``, ``nodegraph run`` (through the executor) and the editor's marks all call
+:func:`preflight`, so they report the same problems. Nothing here imports torch: a device is judged from
+torch's build information and the system's driver files unless torch is already loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import re
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nodegraph.errors import Problem
+from nodegraph.graph import Graph, GraphNode
+from nodegraph.model_folders import ModelFolders, ModelNotFound
+from nodegraph.node import Issue, NodeDef
+from nodegraph.params import ImageFile, ModelFile
+from nodegraph.registry import Registry
+from nodegraph.seed_control import control_problems
+
+LISTED_CHOICES = 5  # model files named in an "empty choice" message
+
+
+def preflight(
+    graph: Graph,
+    registry: Registry,
+    folders: ModelFolders,
+    *,
+    nodes: Iterable[str] | None = None,
+    device: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+) -> list[Problem]:
+    """Every problem found in ``nodes`` (default: all), the ``device`` and the ``output_dir``."""
+    problems: list[Problem] = []
+    problems.extend(device_problems(device))
+    if output_dir is not None:
+        problems.extend(output_dir_problems(Path(output_dir)))
+    listings: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
+    for node_id in graph.nodes if nodes is None else nodes:
+        node = graph.nodes.get(node_id)
+        definition = registry.get(node.type) if node is not None else None
+        if node is None or definition is None:
+            continue  # unknown types are validation's to report
+        problems.extend(node_problems(node, definition, folders, listings))
+    problems.extend(control_problems(graph, registry, graph.nodes if nodes is None else nodes))
+    return problems
+
+
+def own_params(node: GraphNode, definition: NodeDef) -> dict[str, Any]:
+    """The node's parameters that no link drives (defaults filled in): what a declared check reads."""
+    return {p.name: node.params.get(p.name, p.default) for p in definition.params if p.name not in node.inputs}
+
+
+def node_problems(
+    node: GraphNode,
+    definition: NodeDef,
+    folders: ModelFolders,
+    listings: dict[tuple[str, tuple[str, ...], bool], list[str]] | None = None,
+) -> list[Problem]:
+    params = own_params(node, definition)
+    problems: list[Problem] = []
+    for param in definition.params:
+        if param.name not in params:
+            continue
+        value = params[param.name]
+        if isinstance(param, ModelFile) and isinstance(value, str):
+            problem = _model_file_problem(node.id, param, value, folders, listings if listings is not None else {})
+            if problem is not None:
+                problems.append(problem)
+        elif isinstance(param, ImageFile) and isinstance(value, str):
+            problem = _image_file_problem(node.id, param, value)
+            if problem is not None:
+                problems.append(problem)
+    if definition.check is not None:
+        try:
+            issues = list(definition.check(params))
+        except Exception as exc:  # a plugin's check is foreign code: report it, never crash validation
+            issues = [Issue("", f"the node's parameter check failed: {type(exc).__name__}: {exc}")]
+        for issue in issues:
+            problems.append(Problem("invalid_params", issue.message, node.id, issue.field, issue.expected, issue.found))
+    return problems
+
+
+def _model_file_problem(
+    node_id: str, param: ModelFile, value: str, folders: ModelFolders, listings: dict[tuple[str, tuple[str, ...], bool], list[str]]
+) -> Problem | None:
+    if not value:
+        key = (param.folder, tuple(param.extensions), param.allow_directories)
+        if key not in listings:
+            listings[key] = folders.list(param.folder, param.extensions, param.allow_directories)
+        available = listings[key]
+        if available:
+            names = ", ".join(available[:LISTED_CHOICES]) + (", ..." if len(available) > LISTED_CHOICES else "")
+            expected = f"a file from the {param.folder} folders ({len(available)} found: {names})"
+        else:
+            first = next(iter(folders.folders(param.folder)), None)
+            expected = f"a file in a {param.folder} folder (none found; put one in {first})" if first else f"a {param.folder} file"
+        return Problem("no_model_chosen", f"no {param.folder} file chosen", node_id, param.name, expected, "nothing")
+    try:
+        folders.resolve(param.folder, value)
+    except ModelNotFound as exc:
+        searched = "; ".join(str(p) for p in exc.searched) or "(no folders configured)"
+        return Problem(
+            "model_not_found",
+            f"{param.folder} file {value!r} was not found; searched: {searched}",
+            node_id,
+            param.name,
+            f"a file in one of the {param.folder} folders",
+            repr(value),
+        )
+    except ValueError as exc:
+        return Problem("bad_model_name", str(exc), node_id, param.name, "a name inside a model folder", repr(value))
+    return None
+
+
+def _image_file_problem(node_id: str, param: ImageFile, value: str) -> Problem | None:
+    if not value:
+        return Problem("no_image_chosen", "no image file chosen", node_id, param.name, "an image file", "nothing")
+    path = Path(value).expanduser()
+    if not path.exists():
+        return Problem("image_not_found", f"image file {value!r} does not exist", node_id, param.name, "an existing image file", repr(value))
+    if path.is_dir():
+        return Problem("image_not_found", f"{value!r} is a folder, not an image file", node_id, param.name, "an image file", "a folder")
+    return None
+
+
+# -- output folder -------------------------------------------------------------------------------------
+
+
+def output_dir_problems(path: Path) -> list[Problem]:
+    """The output folder must be a folder (or not exist yet, under a folder) that we may write in."""
+    path = path.expanduser()
+    if path.exists():
+        if not path.is_dir():
+            return [Problem("output_not_a_folder", f"the output path {path} is a file, not a folder",
+                            field="output", expected="a folder (or a path that does not exist yet)", found="a file")]
+        if not os.access(path, os.W_OK | os.X_OK):
+            return [Problem("output_not_writable", f"the output folder {path} is not writable",
+                            field="output", expected="a folder you may write in", found="no write permission")]
+        return []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        return [Problem("output_not_a_folder", f"the output path {path} lies under {parent}, which is a file",
+                        field="output", expected="a path under a folder", found=f"{parent} is a file")]
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        return [Problem("output_not_writable", f"cannot create the output folder {path}: {parent} is not writable",
+                        field="output", expected="a folder you may write in", found="no write permission")]
+    return []
+
+
+# -- devices -------------------------------------------------------------------------------------------
+
+_DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(?::(\d+))?$")
+
+
+def device_problems(device: str | None) -> list[Problem]:
+    """Whether ``device`` (as given to ``--device``) can compute here; [] for None/"auto" or when unsure."""
+    if device in (None, "", "auto"):
+        return []
+    match = _DEVICE.match(device.strip().lower())
+    if match is None:
+        return [Problem("bad_device", f"unknown device {device!r}", field="device",
+                        expected="cpu, cuda, cuda:N, mps or auto", found=repr(device))]
+    kind, index = match.group(1), int(match.group(2) or 0)
+    reason = _unavailable(kind, index)
+    if reason is None:
+        return []
+    return [Problem("device_unavailable", f"device {device!r} is not available: {reason}", field="device",
+                    expected="an available device (leave --device out to pick the best one)", found=repr(device))]
+
+
+def _unavailable(kind: str, index: int) -> str | None:
+    if kind == "cpu":
+        return None
+    torch = sys.modules.get("torch")
+    if torch is not None:  # already loaded (the editor after a run): ask it
+        if kind == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return None if index < count else _cuda_count_reason(count, index)
+        if kind == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            return None if mps is not None and mps.is_available() else "this machine has no Metal (MPS) GPU"
+        return None
+    if kind == "cuda":
+        build = torch_gpu_build()
+        if build == "":
+            return f"the installed torch ({torch_version() or 'unknown version'}) is built without CUDA; install a CUDA build or use --device cpu"
+        count = visible_gpu_count()
+        if count is not None and index >= count:
+            return _cuda_count_reason(count, index)
+        return None
+    if kind == "mps":
+        return None if platform.system() == "Darwin" else "MPS exists only on Apple machines"
+    return None
+
+
+def _cuda_count_reason(count: int, index: int) -> str:
+    if count == 0:
+        return "no CUDA GPU is visible (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides them); use --device cpu"
+    return f"there are {count} CUDA GPU(s), numbered 0 to {count - 1}; cuda:{index} does not exist"
+
+
+def _torch_dir() -> Path | None:
+    try:
+        spec = importlib.util.find_spec("torch")  # locates the package without importing it
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def torch_version() -> str:
+    folder = _torch_dir()
+    text = _read(folder / "version.py") if folder else ""
+    match = re.search(r"^__version__\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    return match.group(1) if match else ""
+
+
+def torch_gpu_build() -> str | None:
+    """The CUDA (or ROCm) version torch was built for; "" for a CPU-only build; None if unknown."""
+    folder = _torch_dir()
+    text = _read(folder / "version.py") if folder else ""
+    if not text:
+        return None
+    found = None
+    for name in ("cuda", "hip"):
+        match = re.search(rf"^{name}\s*(?::[^=]*)?=\s*(None|['\"][^'\"]*['\"])", text, re.M)
+        if match is not None:
+            found = found or ""
+            if match.group(1) != "None":
+                return match.group(1).strip("'\"")
+    return found
+
+
+def visible_gpu_count() -> int | None:
+    """NVIDIA GPUs the driver lists, less those CUDA_VISIBLE_DEVICES hides; None when it cannot be told."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if gpus.is_dir():
+        count = sum(1 for _ in gpus.iterdir())
+    elif Path("/dev/kfd").exists() or Path("/dev/nvidiactl").exists():
+        return None  # a GPU stack is present but does not list its devices here
+    elif sys.platform.startswith("linux"):
+        count = 0
+    else:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        listed = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+        count = min(count, len(listed)) if count else 0
+    return count
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+__all__ = ["Issue", "device_problems", "node_problems", "output_dir_problems", "own_params", "preflight"]
