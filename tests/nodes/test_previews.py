@@ -3,6 +3,7 @@ every model family (fitted latent -> RGB maps for the demo and other VAEs, publi
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_previews_are_throttled_by_time(tmp_path):
     sent = [(t, e) for t, e in events if e.preview is not None]
     assert [e.step for _, e in events] == list(range(1, 13))  # progress still comes every step
     assert sent[0][1].step == 1 and sent[-1][1].step == 12  # the first estimate and the final one
-    gaps = [b[0] - a[0] for a, b in zip(sent[:-2], sent[1:-1])]  # the last one is sent whatever the time
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(sent[:-1])]  # the last one is sent whatever the time
     assert all(gap >= interval * 0.9 for gap in gaps)
     elapsed = events[-1][0] - events[0][0]
     assert len(sent) <= 2 + elapsed / interval
