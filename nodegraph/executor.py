@@ -32,6 +32,7 @@ from nodegraph.events import (
 from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, validate
 from nodegraph.loading import reporting_load
 from nodegraph.model_folders import ModelFolders, fingerprint_path
+from nodegraph.modes import never_runs, resolve_modes
 from nodegraph.node import NodeDef
 from nodegraph.params import ImageFile, ModelFile, ParamError
 from nodegraph.preflight import preflight
@@ -53,6 +54,7 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)  # needed nodes that did not run (muted, bypassed): why
 
 
 def needed_nodes(graph: Graph, targets: Iterable[str]) -> set[str]:
@@ -69,12 +71,12 @@ def needed_nodes(graph: Graph, targets: Iterable[str]) -> set[str]:
 
 
 def default_targets(graph: Graph, registry: Registry) -> list[str]:
-    """Output nodes (save, preview, show); if the graph has none, the nodes nothing reads."""
+    """Output nodes (save, preview, show); if the graph has none, the nodes nothing reads (notes excepted)."""
     outputs = [n.id for n in graph.nodes.values() if (d := registry.get(n.type)) is not None and d.output_node]
     if outputs:
         return outputs
     read = {link.source for link in graph.links()}
-    return [node_id for node_id in graph.nodes if node_id not in read]
+    return [n for n in graph.nodes if n not in read and not never_runs(registry.get(graph.nodes[n].type))]
 
 
 class Executor:
@@ -114,11 +116,17 @@ class Executor:
 
             settings.workflow = to_document(graph)
         target_list = list(targets) if targets is not None else default_targets(graph, self.registry)
+        written = graph
         missing = [t for t in target_list if t not in graph.nodes]
         if missing:
             raise WorkflowError([Problem("unknown_target", "no such node to run", t, expected="a node id in the workflow", found=repr(t)) for t in missing])
+        # muted, bypassed and rerouting nodes leave the graph; their readers read what they pass on
+        resolution = resolve_modes(graph, self.registry)
+        skipped = {n: resolution.skipped[n] for n in needed_nodes(graph, target_list) if n in resolution.skipped}
+        graph = resolution.graph
+        target_list = [t for t in target_list if t in graph.nodes]
         needed = needed_nodes(graph, target_list)
-        problems = [p for p in validate(graph, self.registry) if p.node in needed or p.code == "cycle"]
+        problems = [p for p in validate(written, self.registry) if p.node in needed or p.code == "cycle"]
         order, _ = topological_order(graph, needed)
         # before any model loads: missing files, declared parameter checks, the device, the output folder
         problems += preflight(graph, self.registry, self.folders, nodes=order, device=settings.device or self.runtime.requested_device,
@@ -160,7 +168,7 @@ class Executor:
                 readers_left[src] += 1
         target_set = set(target_list)
 
-        result = RunResult(outputs={})
+        result = RunResult(outputs={}, skipped=skipped)
         work = {n: self._work(graph.nodes[n], file_bytes.get(n, 0)) for n in order if n in to_run}
         emit(RunStarted(tuple(order), tuple(target_list), {n: (w.kind, w.amount) for n, w in work.items()}))
         current = ""

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodegraph.errors import Problem
-from nodegraph.node import Input, NodeDef
+from nodegraph.node import Input, NodeDef, Output
 from nodegraph.params import ParamError, describe
 from nodegraph.registry import Registry
-from nodegraph.types import SocketType, compatible
+from nodegraph.types import ANY, SocketType, compatible
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,21 @@ class Link:
     input: str
 
 
+# Node modes (workflow file version 2). A normal node has none.
+BYPASS = "bypass"  # the node does not run; each output passes on the first input of the same type
+MUTE = "mute"  # the node does not run, nor what cannot run without it
+MODES = (BYPASS, MUTE)
+REROUTE = "core.Reroute"  # passes its one input through; links through it are judged by what feeds it
+
+
 @dataclass
 class GraphNode:
     """One node of a workflow. ``inputs`` maps an input (or parameter) name to ``(source id, output)``.
 
-    ``extra`` keeps keys of the node's JSON that this version does not know, so they survive a save.
+    ``mode`` is ``None``, :data:`BYPASS` or :data:`MUTE`. ``param_inputs`` names the parameters the user
+    turned into input sockets (a parameter can be linked either way; this records that the editor shows it
+    as a socket, and an unlinked one is a problem). ``extra`` keeps keys of the node's JSON that this version
+    does not know, so they survive a save.
     """
 
     id: str
@@ -44,6 +54,8 @@ class GraphNode:
     inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
     layout: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    mode: str | None = None
+    param_inputs: list[str] = field(default_factory=list)
 
 
 class LinkRefused(ValueError):
@@ -55,11 +67,20 @@ class LinkRefused(ValueError):
 
 
 class Graph:
-    """An ordered set of nodes with stable string ids."""
+    """An ordered set of nodes with stable string ids, plus the editor's groups (titled frames, each
+    ``{"title", "color": "#rrggbb", "rect": [x, y, w, h]}``) and top-level keys this version does not know."""
 
-    def __init__(self, nodes: Iterable[GraphNode] = (), meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[GraphNode] = (),
+        meta: dict[str, Any] | None = None,
+        groups: Iterable[dict[str, Any]] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.nodes: dict[str, GraphNode] = {}
         self.meta: dict[str, Any] = dict(meta or {})
+        self.groups: list[dict[str, Any]] = [dict(g) for g in groups]
+        self.extra: dict[str, Any] = dict(extra or {})
         for n in nodes:
             self.nodes[n.id] = n
 
@@ -73,7 +94,12 @@ class Graph:
         return len(self.nodes)
 
     def copy(self) -> Graph:
-        return Graph((copy.deepcopy(n) for n in self.nodes.values()), copy.deepcopy(self.meta))
+        return Graph(
+            (copy.deepcopy(n) for n in self.nodes.values()),
+            copy.deepcopy(self.meta),
+            copy.deepcopy(self.groups),
+            copy.deepcopy(self.extra),
+        )
 
     def links(self) -> list[Link]:
         """Every well-formed link (malformed ones are validation problems, not links)."""
@@ -186,6 +212,8 @@ def check_link(
     if src_def is None or dst_def is None:
         return None  # reported as an unknown node type; the link itself cannot be judged
     out = src_def.output(output)
+    if out is not None and src_def.id == REROUTE:
+        out = Output(out.name, reroute_type(graph, registry, source))
     if out is None:
         return Problem(
             "missing_output",
@@ -215,6 +243,27 @@ def check_link(
             found=out.type.name,
         )
     return None
+
+
+def reroute_type(graph: Graph, registry: Registry, node_id: str) -> SocketType:
+    """The type a reroute carries: that of the output feeding it, through any chain of reroutes (``*`` when
+    nothing feeds it)."""
+    seen: set[str] = set()
+    current = node_id
+    while current in graph.nodes and current not in seen:
+        seen.add(current)
+        link = graph.nodes[current].inputs.get("value")
+        if not _is_link(link) or link[0] not in graph.nodes:
+            break
+        source = graph.nodes[link[0]]
+        definition = registry.get(source.type)
+        if definition is None:
+            break
+        if definition.id != REROUTE:
+            found = definition.output(link[1])
+            return found.type if found is not None else ANY
+        current = source.id
+    return ANY
 
 
 def _reaches(graph: Graph, start: str, goal: str) -> bool:
@@ -262,10 +311,18 @@ def topological_order(graph: Graph, subset: Iterable[str] | None = None) -> tupl
 
 
 def validate(graph: Graph, registry: Registry) -> list[Problem]:
-    """Every problem in the graph, in one pass. An empty list means the graph can run."""
-    problems: list[Problem] = []
-    for node in graph.nodes.values():
-        problems.extend(_validate_node(graph, registry, node))
+    """Every problem in the graph, in one pass. An empty list means the graph can run.
+
+    Judges the graph that runs (:func:`nodegraph.modes.resolve_modes`): a muted or bypassed node's own
+    fields do not matter, a link through a bypassed node or a reroute is judged by what it passes on.
+    """
+    from nodegraph.modes import resolve_modes  # modes builds on this module's graph model
+
+    resolution = resolve_modes(graph, registry)
+    problems: list[Problem] = list(resolution.problems)
+    reported = {(p.node, p.field) for p in problems}
+    for node in resolution.graph.nodes.values():
+        problems.extend(p for p in _validate_node(resolution.graph, registry, node) if (p.node, p.field) not in reported)
     _, stuck = topological_order(graph)
     if stuck:
         problems.append(
@@ -329,6 +386,18 @@ def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Pr
         if not spec.optional and spec.name not in node.inputs:
             problems.append(
                 Problem("missing_input", f"required input {spec.name!r} is not connected", node.id, spec.name, spec.type.name, "nothing")
+            )
+    for name in node.param_inputs:
+        param = definition.param(name)
+        if param is None:
+            problems.append(
+                Problem("unknown_param_input", f"{node.type} has no parameter {name!r} to show as an input", node.id, name,
+                        expected="one of " + (", ".join(p.name for p in definition.params) or "(no parameters)"), found=repr(name))
+            )
+        elif name not in node.inputs:
+            problems.append(
+                Problem("missing_input", f"parameter {name!r} is an input socket but nothing is connected to it; connect a "
+                        "node or turn it back into a field", node.id, name, param.socket_type.name, "nothing")
             )
     return problems
 

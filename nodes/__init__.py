@@ -3,6 +3,7 @@ heavy libraries are imported inside the node functions."""
 
 BUILTIN_MODULES: list[str] = [
     "nodes.primitives",
+    "nodes.canvas_nodes",
     "nodes.image.io",
     "nodes.image.ops",
     "nodes.image.preprocess",

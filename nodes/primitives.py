@@ -9,7 +9,7 @@ from typing import Any
 from nodegraph.context import NodeContext
 from nodegraph.errors import NodeInputError
 from nodegraph.node import Input, Output, node
-from nodegraph.params import Bool, Choice, Float, Int, String, Text
+from nodegraph.params import Bool, Choice, Float, Int, Seed, String, Text
 from nodegraph.types import ANY, BOOLEAN, FLOAT, INT, STRING
 
 
@@ -30,6 +30,16 @@ def int_constant(ctx: NodeContext, value: int) -> int:
     outputs=[Output("value", FLOAT)],
 )
 def float_constant(ctx: NodeContext, value: float) -> float:
+    return value
+
+
+@node(
+    "core.Seed", name="Seed", category="primitives",
+    description="A random seed to share between nodes: link it to several samplers' seed inputs.",
+    params=[Seed("value", 0, help="The seed.")],
+    outputs=[Output("value", INT)],
+)
+def seed_constant(ctx: NodeContext, value: int) -> int:
     return value
 
 

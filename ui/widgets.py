@@ -12,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from NodeGraphQt import NodeBaseWidget
-from PySide6.QtCore import QRect, QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPixmap, QRegularExpressionValidator
+from PySide6.QtCore import QRect, QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPaintEvent, QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -31,9 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.icons import dice_icon
+from ui.theme import CAPTION_COLOR, caption_font
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT_LIMIT = 1e12
-WIDGET_WIDTH = 160
+WIDGET_WIDTH = 180
 PROPERTY_PREFIX = "param:"
 
 # (folder, extensions, directories) -> names; filled by the canvas so a 300-node file lists each folder once
@@ -45,8 +47,7 @@ class FieldBox(QWidget):
     every node redraw (most of the time spent opening a large workflow). The caption is painted, not a QLabel:
     one child widget less per parameter is a fifth of the cost of a node when opening a large workflow."""
 
-    CAPTION_COLOR = QColor(138, 138, 138)
-    _caption_font: QFont | None = None
+    CAPTION_COLOR = CAPTION_COLOR
 
     def __init__(self, label: str, inner: QWidget) -> None:
         super().__init__()
@@ -58,13 +59,9 @@ class FieldBox(QWidget):
         self._align = Qt.AlignmentFlag.AlignHCenter
         self.setTitle(label)
 
-    @classmethod
-    def caption_font(cls) -> QFont:
-        if cls._caption_font is None:
-            font = QFont(QApplication.font())
-            font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
-            cls._caption_font = font
-        return cls._caption_font
+    @staticmethod
+    def caption_font() -> QFont:
+        return caption_font()
 
     def _caption_height(self) -> int:
         return QFontMetrics(self.caption_font()).height() + 1 if self.title else 0
@@ -102,14 +99,18 @@ class LightWidget(NodeBaseWidget):
 
 
 class ParamWidget(LightWidget):
-    """Base of the parameter widgets: ``edited(name, value)`` is emitted for user edits only."""
+    """Base of the parameter widgets: ``edited(name, value)`` is emitted for user edits only. A widget with
+    ``stretch`` takes a share of the extra height when the user makes its node taller (prompts, notes)."""
 
     edited = Signal(str, object)
+    stretch = False
+    captioned_inside = False  # the widget shows its own label (a check box): no caption above it
 
     def __init__(self, schema: dict[str, Any], parent: Any = None) -> None:
         # NodeGraphQt keeps widget values as node properties; a prefix keeps parameters such as "width",
         # "name" or "color" clear of its reserved property names
-        super().__init__(parent, PROPERTY_PREFIX + schema["name"], schema.get("label", schema["name"]))
+        caption = "" if self.captioned_inside else schema.get("label", schema["name"])
+        super().__init__(parent, PROPERTY_PREFIX + schema["name"], caption)
         self.param_name: str = schema["name"]
         self.schema = schema
         inner = self.build()
@@ -224,11 +225,13 @@ class LineWidget(ParamWidget):
 
 
 class TextWidget(ParamWidget):
-    """Multiline text (prompts): every change is an edit; the undo stack merges consecutive ones."""
+    """Multiline text (prompts): every change is an edit; the undo stack merges consecutive ones. It grows
+    with its node (drag the node's corner)."""
+
+    stretch = True
 
     def build(self) -> QWidget:
-        self.text = QPlainTextEdit()
-        self.text.setFixedHeight(72)
+        self.text = PromptEdit()
         self.text.setPlaceholderText(self.schema.get("placeholder", ""))
         self.text.textChanged.connect(self._emit)
         return self.text
@@ -242,7 +245,19 @@ class TextWidget(ParamWidget):
                 self.text.setPlainText(value or "")
 
 
+class PromptEdit(QPlainTextEdit):
+    """A text box four lines high by default, any height when its node is resized."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(WIDGET_WIDTH, self.fontMetrics().lineSpacing() * 4 + 12)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(WIDGET_WIDTH, self.fontMetrics().lineSpacing() * 2 + 12)
+
+
 class BoolWidget(ParamWidget):
+    captioned_inside = True
+
     def build(self) -> QWidget:
         self.box = QCheckBox(self.schema.get("label", ""))
         self.box.toggled.connect(self._emit)
@@ -312,7 +327,8 @@ class SeedWidget(BigIntWidget):
 
     def build(self) -> QWidget:
         box = super().build()
-        self.dice = QPushButton("🎲")
+        self.dice = QPushButton()
+        self.dice.setIcon(dice_icon())  # painted: no emoji font needed
         self.dice.setToolTip("Pick a random seed")
         self.dice.setFixedWidth(32)
         self.dice.clicked.connect(self.randomise)
@@ -428,48 +444,3 @@ def widget_for(schema: dict[str, Any], parent: Any) -> ParamWidget:
     if kind == "int" and ((low is not None and low < INT32_MIN) or (high is not None and high > INT32_MAX)):
         return BigIntWidget(schema, parent)
     return WIDGETS.get(kind, ReadOnlyWidget)(schema, parent)
-
-
-class ImagePreviewWidget(LightWidget):
-    """The latest image a node produced (or received, for output nodes), shown inside the node."""
-
-    SIZE = 200
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent, "__preview__", "")
-        self.label = QLabel()
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.label.setFixedSize(self.SIZE, self.SIZE)
-        self.label.setStyleSheet("background: #202020; color: #888;")
-        self.set_custom_widget(self.label)
-
-    def get_value(self) -> None:
-        return None
-
-    def set_value(self, value: Any) -> None:
-        pass
-
-    def set_pixmap(self, pixmap: QPixmap) -> None:
-        self.label.setPixmap(
-            pixmap.scaled(self.SIZE, self.SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-        )
-
-
-class TextResultWidget(LightWidget):
-    """The text an output node produced (Show Value), shown inside the node."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent, "__result__", "")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setMaximumWidth(260)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.label.setStyleSheet("background: #1d2a1d; color: #d8f0d8; padding: 4px; border-radius: 3px;")
-        self.set_custom_widget(self.label)
-
-    def get_value(self) -> str:
-        return self.label.text()
-
-    def set_value(self, value: Any) -> None:
-        text = str(value or "")
-        self.label.setText(text if len(text) <= 400 else text[:397] + "...")
