@@ -80,6 +80,7 @@ class NodeFailed(Event):
     message: str
     error_type: str
     inputs: dict[str, str] = field(default_factory=dict)
+    field: str = ""  # the input or parameter the node blamed (NodeInputError), if any
 
 
 @dataclass(frozen=True)

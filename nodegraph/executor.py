@@ -240,7 +240,7 @@ class Executor:
         except Exception as exc:
             message = str(exc) if isinstance(exc, NodeInputError) else f"{type(exc).__name__}: {exc}"
             inputs = {name: summarize(kwargs.get(name)) for name in node.inputs}
-            emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs))
+            emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs, getattr(exc, "field", "") or ""))
             raise NodeExecutionError(node.id, node.type, message) from exc
         seconds = time.perf_counter() - begin
         result.executed.append(node.id)

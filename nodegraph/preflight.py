@@ -23,7 +23,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,22 @@ from nodegraph.registry import Registry
 from nodegraph.seed_control import control_problems
 
 LISTED_CHOICES = 5  # model files named in an "empty choice" message
+Lister = Callable[[str, tuple[str, ...], bool], list[str]]
+
+
+class _ListingCache(dict):
+    """Listings answered by a lister (the editor's cache of its model folders)."""
+
+    def __init__(self, lister: Lister) -> None:
+        super().__init__()
+        self._lister = lister
+
+    def __missing__(self, key: tuple[str, tuple[str, ...], bool]) -> list[str]:
+        value = self[key] = list(self._lister(*key))
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return True  # every listing is available (fetched on first use)
 
 
 def preflight(
@@ -46,13 +62,19 @@ def preflight(
     nodes: Iterable[str] | None = None,
     device: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
+    lister: Lister | None = None,
 ) -> list[Problem]:
-    """Every problem found in ``nodes`` (default: all), the ``device`` and the ``output_dir``."""
+    """Every problem found in ``nodes`` (default: all), the ``device`` and the ``output_dir``.
+
+    ``lister(folder, extensions, directories)`` lists a model folder for the "no file chosen" message (the
+    editor passes its cached listing; by default the folders are read)."""
     problems: list[Problem] = []
     problems.extend(device_problems(device))
     if output_dir is not None:
         problems.extend(output_dir_problems(Path(output_dir)))
     listings: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
+    if lister is not None:
+        listings = _ListingCache(lister)
     for node_id in graph.nodes if nodes is None else nodes:
         node = graph.nodes.get(node_id)
         definition = registry.get(node.type) if node is not None else None
