@@ -56,8 +56,8 @@ class Gallery(QWidget):
         return None if item is None else item.data(Qt.ItemDataRole.UserRole)
 
     def add(self, entries: list[ImageEntry]) -> None:
-        """Add a run's images at the top (newest first)."""
-        for entry in entries:
+        """Add a run's new images at the top (newest first); images a run took from the cache are already here."""
+        for entry in (e for e in entries if e.fresh):
             icon = QIcon(QPixmap.fromImage(entry.image.scaled(
                 THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)))
             item = QListWidgetItem(icon, f"{entry.label}\nrun {entry.run_id}")
@@ -67,7 +67,8 @@ class Gallery(QWidget):
             self.list.insertItem(0, item)
         while self.list.count() > HISTORY_LIMIT:
             self.list.takeItem(self.list.count() - 1)
-        self.count_label.setText(f"{self.list.count()} image(s) this session")
+        if self.list.count():
+            self.count_label.setText(f"{self.list.count()} image(s) this session")
 
     def selected(self) -> ImageEntry | None:
         return self._entry(self.list.currentItem())

@@ -14,7 +14,7 @@ from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy
 
 from nodegraph.node import NodeDef
-from nodegraph.types import IMAGE, STRING
+from nodegraph.types import IMAGE, LATENT, MODEL, STRING
 from ui.widgets import LightWidget
 
 # Node types that show images in the node besides output nodes with an IMAGE input (a sampler's live
@@ -23,9 +23,11 @@ IMAGE_BOX_TYPES: set[str] = {"core.LoadImage"}
 
 
 def wants_image_box(definition: NodeDef) -> bool:
-    """Output nodes that receive images (Save, Preview) and the types listed in :data:`IMAGE_BOX_TYPES`."""
+    """Output nodes that receive images (Save, Preview), samplers (a MODEL in, a LATENT out: their live preview)
+    and the types listed in :data:`IMAGE_BOX_TYPES`."""
     receives = any(i.type.name == IMAGE.name for i in definition.inputs)
-    return definition.id in IMAGE_BOX_TYPES or (definition.output_node and receives)
+    samples = any(i.type.name == MODEL.name for i in definition.inputs) and any(o.type.name == LATENT.name for o in definition.outputs)
+    return definition.id in IMAGE_BOX_TYPES or (definition.output_node and receives) or samples
 
 
 def wants_text_box(definition: NodeDef) -> bool:

@@ -36,6 +36,7 @@ class ImageEntry:
     path: str = ""  # the file Save Image wrote it to, if any
     finished: float = 0.0  # wall-clock time the run ended
     seconds: float = 0.0  # how long the run took
+    fresh: bool = True  # made by this run (False: its producer came from the cache, as it was before)
 
     @property
     def label(self) -> str:
@@ -108,5 +109,6 @@ def collect_images(
                 record = {"node": node_id, "batch_index": index, "batch_size": len(images), "seeds": seeds}
                 entries.append(ImageEntry(run_id, node_id, source, index, len(images), image, workflow, record,
                                           png[index] if index < len(png) and len(png) == len(images) else "",
-                                          finished, result.seconds or finished - started))
+                                          finished, result.seconds or finished - started,
+                                          source[0] in result.executed))
     return entries

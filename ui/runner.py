@@ -85,8 +85,8 @@ def to_qimages(value: Any, limit: int = 4) -> list[QImage]:
 def image_producers(graph: Graph, registry: Registry, targets: list[str]) -> dict[str, list[tuple[str, str]]]:
     """For each node whose image the editor shows: where its image comes from, as (node, output) pairs.
 
-    A node with IMAGE outputs shows its own; an output node with an IMAGE input (Save, Preview) shows
-    the image it received.
+    An output node with an IMAGE input (Save, Preview) shows the image it received; another node with IMAGE
+    outputs shows its own.
     """
     needed = needed_nodes(graph, targets)
     shown: dict[str, list[tuple[str, str]]] = {}
@@ -99,8 +99,10 @@ def image_producers(graph: Graph, registry: Registry, targets: list[str]) -> dic
         received = [
             node.inputs[i.name] for i in definition.inputs if i.type.name == IMAGE.name and i.name in node.inputs
         ]
-        if own or (definition.output_node and received):
-            shown[node_id] = own or received
+        if definition.output_node and received:
+            shown[node_id] = received  # what it received (Preview Image also passes it on: the same pixels)
+        elif own:
+            shown[node_id] = own
     return shown
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QInputDialog
 
@@ -54,12 +54,7 @@ class WindowRunning:
         self.queue_dock = self._dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.gallery_dock = self._dock("Gallery", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
         self.problems_dock = self._dock("Problems", self.problems_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        # right: the image on top, the gallery and the queue below it; bottom: the log and the problems
-        self.splitDockWidget(self.image_dock, self.gallery_dock, Qt.Orientation.Vertical)
-        self.tabifyDockWidget(self.gallery_dock, self.queue_dock)
-        self.tabifyDockWidget(self.log_dock, self.problems_dock)
-        self.gallery_dock.raise_()
-        self.log_dock.raise_()
+        self._docks_arranged = False
         self.image_panel.registry = self.registry
         self.progress.setFormat("%p%")
         self.state_label.setMaximumWidth(560)
@@ -91,6 +86,25 @@ class WindowRunning:
         for signal in (self.document.node_changed, self.document.node_added):
             signal.connect(lambda node_id: seed_controls.refresh(self.canvas, self.document, node_id))
         self.document.reset.connect(lambda: seed_controls.refresh(self.canvas, self.document))
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)  # type: ignore[misc]
+        if not self._docks_arranged:
+            self._docks_arranged = True
+            # Tabbing docks before the window has its size leaves a stray copy of the tab bar behind (Qt 6.11)
+            QTimer.singleShot(0, self._arrange_run_docks)
+
+    def _arrange_run_docks(self) -> None:
+        """Right: the image on top, the gallery and the queue tabbed below it; bottom: the log and the problems.
+        A window that restored a saved arrangement keeps it."""
+        if self.remember_layout and self.recent.store.value("window/state") is not None:
+            return
+        self.splitDockWidget(self.image_dock, self.gallery_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.gallery_dock, self.queue_dock)
+        self.tabifyDockWidget(self.log_dock, self.problems_dock)
+        self.gallery_dock.raise_()
+        self.log_dock.raise_()
+        self.resizeDocks([self.image_dock, self.gallery_dock], [self.height() // 2, self.height() // 3], Qt.Orientation.Vertical)
 
     # -- starting ----------------------------------------------------------------------------------
 
