@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
@@ -49,6 +49,10 @@ class QueuePanel(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addLayout(buttons)
         queue.changed.connect(self.refresh)
+        self._clock = QTimer(self)  # the running entry's time goes on while nothing else changes
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
+        self._clock.start()
         self.refresh()
 
     def _button(self, text: str, slot: object, tip: str) -> QPushButton:
@@ -74,6 +78,15 @@ class QueuePanel(QWidget):
             if entry.id == chosen:
                 self.tree.setCurrentItem(item)
         self._update_buttons()
+
+    def _tick(self) -> None:
+        entry = self.queue.current
+        if entry is None or not self.isVisible():
+            return
+        for index in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(index)
+            if item.data(0, Qt.ItemDataRole.UserRole) == entry.id:
+                item.setText(3, self._time(entry))
 
     @staticmethod
     def _time(entry: QueueEntry) -> str:

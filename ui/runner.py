@@ -133,6 +133,7 @@ class RunController(QObject):
         self._last_progress: dict[str, float] = {}
         self._overall = RunProgress()
         self._last_overall = 0.0
+        self._last_text = ""
         self._files: dict[str, tuple[str, ...]] = {}
         # Python's cyclic GC runs in whichever thread happens to allocate. If the worker triggers it, Qt
         # objects that died in the GUI thread (closed nodes, old windows) get destroyed in the worker, which
@@ -227,11 +228,12 @@ class RunController(QObject):
 
     def _report_overall(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_overall < PROGRESS_INTERVAL:
-            return
-        self._last_overall = now
         overall = self._overall
         text = " · ".join(p for p in (overall.current, overall.message) if p)
+        # a new message ("loading x.safetensors") is shown at once: the next event may be seconds away
+        if not force and text == self._last_text and now - self._last_overall < PROGRESS_INTERVAL:
+            return
+        self._last_overall, self._last_text = now, text
         self.progress.emit(overall.fraction, overall.eta, text)
 
     def _work(self, graph: Graph, token: CancelToken, settings: RunSettings, chosen: list[str] | None) -> None:
