@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.executor import Executor
     from nodegraph.model_folders import ModelFolders
     from nodegraph.registry import default_registry
-    from nodegraph.run_options import next_run, reproduction, with_previews
+    from nodegraph.run_options import next_run, option_problems, reproduction, with_previews
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except WorkflowError as exc:
         _print_problems(exc.problems)
         return EXIT_INVALID
-    problems = apply_overrides(graph, registry, args.overrides)
+    problems = apply_overrides(graph, registry, args.overrides) + option_problems(args)
     if problems:
         _print_problems(problems)
         return EXIT_INVALID

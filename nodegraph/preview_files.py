@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,13 @@ class PreviewWriter:
         self._numbers: dict[str, int] = {}
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, NodeProgress) and event.preview is not None:
-            self._write(event.node, event.preview)
+        if isinstance(event, NodeProgress) and event.preview is not None and self.folder is not None:
+            try:
+                self._write(event.node, event.preview)
+            except OSError as exc:  # a preview must never fail the sampler: say so once and stop writing
+                print(f"nodegraph: cannot write previews to {self.folder}: {exc.strerror or exc}; no more previews",
+                      file=sys.stderr)
+                self.folder = None  # type: ignore[assignment]
         self.inner(event)
 
     def __getattr__(self, name: str) -> Any:  # close(), summary() and the rest of the reporter

@@ -69,6 +69,16 @@ class _NodeState:
     started: float | None = None
     fraction: float = 0.0
     seconds: float | None = None  # set when finished
+    # The first progress with something done anchors the node's own rate: what came before it (importing a
+    # library, a first step that also warms up) would otherwise make the ETA of a long node far too long.
+    first_time: float | None = None
+    first_fraction: float = 0.0
+
+    def node_seconds(self, now: float) -> float | None:
+        """Seconds the whole node takes at the pace of its progress since the anchor (None: not yet known)."""
+        if self.first_time is None or self.fraction <= self.first_fraction:
+            return None
+        return (now - self.first_time) / (self.fraction - self.first_fraction)
 
 
 class RunProgress:
@@ -101,6 +111,8 @@ class RunProgress:
             state = self.nodes.get(event.node)
             if state is not None and event.total > 0:
                 state.fraction = max(state.fraction, min(1.0, event.step / event.total))
+                if state.first_time is None and state.fraction > 0:
+                    state.first_time, state.first_fraction = now, state.fraction
             self.message = event.message or (f"step {event.step} of {event.total}" if event.total else "")
         elif isinstance(event, NodeFinished):
             state = self.nodes.get(event.node)
@@ -152,10 +164,11 @@ class RunProgress:
             work = state.work
             if work.amount <= 0:
                 continue
+            pace = state.node_seconds(now) if state.seconds is None else None
             if state.seconds is not None and state.seconds > 0:
                 seconds, amount = state.seconds, work.amount
-            elif state.started is not None and state.seconds is None and state.fraction > 0:
-                seconds, amount = now - state.started, work.amount * state.fraction
+            elif state.started is not None and pace is not None:
+                seconds, amount = pace, work.amount
             else:
                 continue
             spent[work.kind] = spent.get(work.kind, 0.0) + seconds
@@ -174,9 +187,9 @@ class RunProgress:
                 total += state.seconds
             elif state.started is not None:
                 elapsed = now - state.started
-                estimate = elapsed / state.fraction if state.fraction > 0 else max(elapsed, expected)
-                done += min(elapsed, estimate)
-                total += max(estimate, elapsed)
+                pace = state.node_seconds(now)
+                done += elapsed
+                total += elapsed + (1.0 - state.fraction) * pace if pace is not None else max(elapsed, expected)
             else:
                 total += expected
         return done, total

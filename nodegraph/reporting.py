@@ -65,8 +65,9 @@ class BarReporter(Reporter):
         self.progress.update(event)
         if isinstance(event, RunStarted):
             self.close()
-            self._run = self._tqdm(total=100, desc="workflow", file=sys.stderr, position=0,
-                                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+            # "{unit}" carries the node and the ETA: tqdm would put ", " before a postfix
+            self._run = self._tqdm(total=100, desc="workflow", unit="", file=sys.stderr, position=0,
+                                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {unit}")
         elif isinstance(event, NodeProgress):
             loading = event.message.startswith("loading")
             key = (event.node, event.total, event.message if loading else "")
@@ -100,7 +101,7 @@ class BarReporter(Reporter):
         progress = self.progress
         self._run.n = round(progress.fraction * 100, 1)
         parts = [progress.current, format_eta(progress.eta)] if not progress.outcome else [progress.outcome]
-        self._run.set_postfix_str(" · ".join(p for p in parts if p), refresh=False)
+        self._run.unit = " · ".join(p for p in parts if p)
         self._run.refresh()
 
     def _close_step(self) -> None:

@@ -42,6 +42,20 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                           "decrement, randomize: the node's \"controls\" in the workflow file)")
 
 
+def option_problems(args: argparse.Namespace) -> list[Any]:
+    """Problems with these options themselves (a previews path that is a file), found before the run."""
+    from nodegraph.preflight import output_dir_problems
+
+    if args.previews is None:
+        return []
+    import dataclasses
+
+    return [
+        dataclasses.replace(p, field="previews", message=p.message.replace("the output", "the previews"))
+        for p in output_dir_problems(args.previews)
+    ]
+
+
 def with_previews(reporter: Any, args: argparse.Namespace) -> Any:
     if args.previews is None:
         return reporter
