@@ -30,7 +30,7 @@ def _describe(value: Any, depth: int) -> str:
     if array is not None:
         return array
     if depth >= 2:
-        return _type_name(value)
+        return f"{type(value).__name__}[{len(value)}]" if isinstance(value, (list, tuple, dict)) else _type_name(value)
     if isinstance(value, dict):
         items = [f"{k}: {_describe(v, depth + 1)}" for k, v in list(value.items())[:ITEMS]]
         more = ", ..." if len(value) > ITEMS else ""
@@ -44,16 +44,19 @@ def _describe(value: Any, depth: int) -> str:
         return module
     if hasattr(value, "size") and hasattr(value, "mode") and hasattr(value, "getpixel"):  # a PIL image
         return f"PIL.Image {value.size[0]}x{value.size[1]} {value.mode}"
+    try:
+        text = repr(value)  # a short repr of its own says it best (a plugin's Palette(#aa0000, ...))
+    except Exception:
+        text = ""
+    if text and "\n" not in text and len(text) <= 100:
+        return text
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         parts = []
         for f in dataclasses.fields(value)[: ITEMS + 1]:
             if f.repr:
                 parts.append(f"{f.name}={_describe(getattr(value, f.name, None), depth + 1)}")
         return f"{type(value).__name__}({', '.join(parts)})"
-    text = repr(value)
-    if "\n" in text or len(text) > 80:
-        return _type_name(value)
-    return text
+    return _type_name(value)
 
 
 def _array(value: Any) -> str | None:

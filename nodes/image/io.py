@@ -17,7 +17,6 @@ from nodegraph.png_meta import WORKFLOW_KEY
 from nodegraph.types import IMAGE, INT, MASK, STRING
 
 PARAMS_KEY = "nodegraph.params"
-IMAGE_KEY = "nodegraph.image"  # which image of which batch this file is (nodes.image.image_record)
 A1111_KEY = "parameters"
 PREVIEW_FOLDER = "nodegraph-preview"
 

@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 
 from nodegraph.context import RunSettings
-from nodegraph.errors import NodeExecutionError
+from nodegraph.errors import NodeExecutionError, WorkflowError
 from nodegraph.events import NodeLog
 from nodegraph.executor import Executor
 from nodegraph.model_folders import ModelFolders
@@ -248,8 +248,8 @@ def test_checkpoint_without_a_vae_loads_and_says_so(models: Path) -> None:
     assert any(e.level == "warning" and "has no VAE" in e.message for e in events if isinstance(e, NodeLog))
 
 
-def test_missing_model_file_lists_the_folders_searched(models: Path) -> None:
-    with pytest.raises(NodeExecutionError) as info:
+def test_missing_model_file_lists_the_folders_searched_before_the_run(models: Path) -> None:
+    with pytest.raises(WorkflowError) as info:
         _run(_executor(models), {"load": _loader("nowhere.safetensors")}, models / "out")
     message = str(info.value)
     assert "'load'" in message and "nowhere.safetensors" in message

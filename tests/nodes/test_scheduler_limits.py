@@ -11,8 +11,10 @@ from nodes.sampling.loop import StepRange, select_timesteps
 from nodes.sampling.schedulers import MAX_STEPS, SCHEDULER_NAMES, make_scheduler
 from nodes.sd.families import load_config
 
-# LMS integrates its coefficients numerically at every step (seconds per thousand steps): it runs only the
-# last steps of the schedule, where a schedule too long breaks it (the loop starts late the same way for img2img).
+# LMS integrates its coefficients numerically at every step (tens of seconds per thousand steps on these
+# machines): here it runs only the last steps of its schedule (the loop starts late the same way for img2img).
+# Its failure one step past the limit (NaN at 1000 leading steps) shows only in a full run, measured once:
+# that check is left out of the suite.
 TAIL_ONLY = {"lms": 8}
 
 
@@ -42,5 +44,5 @@ def test_scheduler_completes_its_limit_and_not_one_step_more(name, spacing):
         assert completes(name, config, 1500)
         return
     assert completes(name, config, limit)
-    if spacing == "leading":  # the shipped SD1.5 / SDXL spacing
+    if spacing == "leading" and name not in TAIL_ONLY:  # the shipped SD1.5 / SDXL spacing
         assert not completes(name, config, limit + 1)
