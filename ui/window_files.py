@@ -173,8 +173,8 @@ class WindowFiles:
             event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.runner.running:
-            self.runner.stop()
+        if self.runner.running or self.queue.pending():
+            self.queue.cancel_all()  # the run stops and nothing queued starts while the window closes
             self.runner.wait(5)
         if self.maybe_save():
             self.autosave.discard()
