@@ -111,23 +111,27 @@ def test_standard_sd_vaes_are_recognised_from_their_configs():
     assert standard_vae_kind(tiny) is None
 
 
-def test_tiny_sd15_model_without_a_vae_previews_with_the_published_factors(tmp_path):
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_tiny_model_without_a_vae_previews_with_its_familys_published_factors(family, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     from tests.fixtures.tiny_sd import write_tiny_checkpoint
 
     folder = tmp_path / "models" / "checkpoints"
-    full = write_tiny_checkpoint(tmp_path / "full.safetensors", "sd15")
+    full = write_tiny_checkpoint(tmp_path / "full.safetensors", family)
     with safe_open(str(full), framework="pt") as handle:  # a pruned checkpoint: no first_stage_model.* weights
         tensors = {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith("first_stage_model.")}
         metadata = handle.metadata()
     folder.mkdir(parents=True)
     save_file(tensors, str(folder / "novae.safetensors"), metadata=metadata)
+    encode = "core.CLIPTextEncode" if family == "sd15" else "core.CLIPTextEncodeSDXL"
     nodes = {
         "ckpt": {"type": "core.CheckpointLoader", "params": {"ckpt_name": "novae.safetensors"}},
-        "pos": {"type": "core.CLIPTextEncode", "params": {"text": "a cat"}, "inputs": {"clip": ["ckpt", "clip"]}},
-        "neg": {"type": "core.CLIPTextEncode", "params": {"text": ""}, "inputs": {"clip": ["ckpt", "clip"]}},
+        "pos": {"type": encode, "params": {"text": "a cat"} if family == "sd15" else {"text_g": "a cat", "text_l": "a cat"},
+                "inputs": {"clip": ["ckpt", "clip"]}},
+        "neg": {"type": encode, "params": {"text": ""} if family == "sd15" else {"text_g": "", "text_l": ""},
+                "inputs": {"clip": ["ckpt", "clip"]}},
         "lat": {"type": "core.EmptyLatentImage", "params": {"width": 32, "height": 32}},
         "sampler": {"type": "core.KSampler", "params": {"steps": 3, "cfg": 2.0, "scheduler": "euler"},
                     "inputs": {"model": ["ckpt", "model"], "positive": ["pos", "conditioning"],
@@ -141,7 +145,7 @@ def test_tiny_sd15_model_without_a_vae_previews_with_the_published_factors(tmp_p
     latent = result.outputs["sampler"]["latent"]["samples"]
     last = [e for e in events if isinstance(e, NodeProgress) and e.preview is not None][-1].preview
     # Euler's last step lands on the estimate itself: the preview is the published map of the result
-    factors, bias = (torch.tensor(v, dtype=torch.float32) for v in PUBLISHED["sd15"])
+    factors, bias = (torch.tensor(v, dtype=torch.float32) for v in PUBLISHED[family])
     expected = ((torch.einsum("bchw,cd->bhwd", latent, factors) + bias + 1) / 2).clamp(0, 1)[0].numpy()
     assert np.allclose(last, expected, atol=1e-4)
 
