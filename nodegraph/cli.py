@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a workflow file (or a PNG that embeds one)")
-    run.add_argument("workflow", type=Path, help="workflow .json, or a .png saved by nodegraph")
+    run.add_argument("workflow", type=Path, help="workflow .json, or a .png saved by nodegraph; ComfyUI files too")
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
         help="override a parameter for this run (repeatable), e.g. --set sampler.seed=7",
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
     gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
                      help="lay the window out, save a screenshot to FILE.png and exit")
+    from nodegraph.comfy.commands import add_commands  # nodegraph import / export --comfy
+
+    parser.set_defaults(extra_handlers=add_commands(sub))
     return parser
 
 
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INVALID
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui}
+    handler.update(args.extra_handlers)
     try:
         return handler[args.command](args)
     except BrokenPipeError:
@@ -91,9 +95,12 @@ def _print_problems(problems: list[Any], as_json: bool = False) -> None:
 
 
 def _load(path: Path, registry: Any) -> Any:
-    from nodegraph.workflow import load_workflow
+    from nodegraph.comfy.files import load_any  # a nodegraph workflow, or a ComfyUI one imported on the way
 
-    return load_workflow(path, registry)
+    graph, report = load_any(path, registry)
+    for line in report.lines() if report is not None else ():
+        print(line, file=sys.stderr)
+    return graph
 
 
 def apply_overrides(graph: Any, registry: Any, overrides: list[str]) -> list[Any]:

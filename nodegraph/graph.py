@@ -405,6 +405,12 @@ def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Pr
 def unknown_type_problem(node: GraphNode, registry: Registry | None = None) -> Problem:
     from nodegraph.plugins import explain_missing
 
+    comfy = node.extra.get("comfy")
+    if isinstance(comfy, dict) and isinstance(comfy.get("class_type"), str):  # a ComfyUI node kept from an import
+        from nodegraph.comfy.placeholders import placeholder_problem
+
+        return placeholder_problem(node, comfy)
+
     namespace = node.type.rsplit(".", 1)[0] if "." in node.type else node.type
     reason = explain_missing(node.type, registry)
     if reason is not None:  # a plugin we know about: say what went wrong with it

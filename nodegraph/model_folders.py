@@ -28,6 +28,7 @@ FOLDER_ALIASES: dict[str, tuple[str, ...]] = {
     "controlnet": ("controlnet", "ControlNet"),
     "t2i_adapter": ("t2i_adapter", "controlnet", "ControlNet"),
     "text_encoders": ("text_encoders", "clip"),
+    "diffusion_models": ("diffusion_models", "unet"),
     "upscale_models": ("upscale_models", "ESRGAN"),
 }
 

@@ -158,26 +158,26 @@ def _parse_node(node_id: str, raw: Any, problems: list[Problem]) -> GraphNode | 
 def _parse_groups(raw: Any, problems: list[Problem]) -> list[dict[str, Any]]:
     """The editor's groups: ``{"title": str, "color": "#rrggbb", "rect": [x, y, w, h]}`` (other keys are kept)."""
     if not isinstance(raw, list):
-        problems.append(Problem("bad_groups", "'groups' must be a list of groups", field="groups", expected="a list", found=describe(raw)))
+        problems.append(Problem("bad_groups", "groups: must be a list of groups", field="groups", expected="a list", found=describe(raw)))
         return []
     groups = []
     for index, group in enumerate(raw):
         where = f"groups[{index}]"
         if not isinstance(group, dict):
-            problems.append(Problem("bad_group", "a group must be an object", field=where, expected="an object", found=describe(group)))
+            problems.append(Problem("bad_group", f"{where}: a group must be an object", field=where, expected="an object", found=describe(group)))
             continue
         rect = group.get("rect")
         if not (isinstance(rect, list) and len(rect) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rect)
                 and rect[2] >= 0 and rect[3] >= 0):
-            problems.append(Problem("bad_group", "a group's rect must be [x, y, width, height]", field=f"{where}.rect",
+            problems.append(Problem("bad_group", f"{where}: a group's rect must be [x, y, width, height]", field=f"{where}.rect",
                                     expected="four numbers, width and height >= 0", found=describe(rect)))
             continue
         if not isinstance(group.get("title", ""), str):
-            problems.append(Problem("bad_group", "a group's title must be text", field=f"{where}.title", expected="text", found=describe(group.get("title"))))
+            problems.append(Problem("bad_group", f"{where}: a group's title must be text", field=f"{where}.title", expected="text", found=describe(group.get("title"))))
             continue
         color = group.get("color")
         if color is not None and not (isinstance(color, str) and _COLOR.match(color)):
-            problems.append(Problem("bad_group", "a group's colour must be written #rrggbb", field=f"{where}.color", expected="#rrggbb", found=describe(color)))
+            problems.append(Problem("bad_group", f"{where}: a group's colour must be written #rrggbb", field=f"{where}.color", expected="#rrggbb", found=describe(color)))
             continue
         groups.append(dict(group))
     return groups

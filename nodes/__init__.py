@@ -18,5 +18,16 @@ BUILTIN_MODULES: list[str] = [
     "nodes.dit.loader_nodes",
     "nodes.dit.text_nodes",
     "nodes.dit.pixel_nodes",
+    "nodes.class_dit.label_nodes",
+    "nodes.mmdit.loader_nodes",
+    "nodes.mmdit.sampling_nodes",
+    "nodes.flux.text_nodes",
+    "nodes.sd3.text_nodes",
     "nodes.training.dreambooth_nodes",
+    # ComfyUI semantics for imported workflows (nodegraph.comfy maps ComfyUI's class types onto these)
+    "nodes.comfy.sampler_nodes",
+    "nodes.comfy.model_nodes",
+    "nodes.comfy.text_nodes",
+    "nodes.comfy.conditioning_nodes",
+    "nodes.comfy.image_nodes",
 ]

@@ -13,8 +13,9 @@ import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import shiboken6
 from NodeGraphQt import NodeGraph
-from NodeGraphQt.constants import PortTypeEnum
+from NodeGraphQt.constants import Z_VAL_NODE, PortTypeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Signal
 from PySide6.QtGui import QPixmap, QUndoStack
@@ -26,16 +27,18 @@ from nodegraph.registry import Registry
 from nodegraph.types import all_types
 from ui import socket_colors
 from ui.document import Document
+from ui.groups import GroupLayer
 from ui.layout import layered_positions, needs_layout
+from ui.link_drop import LinkDrops
 from ui.node_items import MissingNode, RerouteNode, ViewNode, node_class
 from ui.viewer import NODE_MIME, CanvasViewer
-from ui.widgets import ModelFileWidget, ParamWidget
+from ui.widgets import ModelFileWidget
 
 PLACEHOLDER_TYPE = f"{MissingNode.__identifier__}.{MissingNode.__name__}"
 __all__ = ["NODE_MIME", "PLACEHOLDER_TYPE", "Canvas", "CanvasViewer"]
 
 
-class Canvas(NodeGraph):
+class Canvas(LinkDrops, NodeGraph):
     """The node editor view over one :class:`Document`."""
 
     edit_refused = Signal(str)  # a link the type rule refuses, a value out of bounds
@@ -72,7 +75,11 @@ class Canvas(NodeGraph):
         document.node_changed.connect(self._on_node_changed)
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
+        self._scene = self.viewer().scene()
+        self._scene.selectionChanged.connect(self._raise_selected)
+        self._raised: list[Any] = []
         self.viewer().link_dropped.connect(self._on_link_dropped)
+        self.groups = GroupLayer(self)
         self.syncing = False
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -148,6 +155,19 @@ class Canvas(NodeGraph):
         if problem is None and source == target:
             return "a node cannot feed itself"
         return None if problem is None else str(problem)
+
+    def _raise_selected(self) -> None:
+        """Selected nodes are drawn above the others (NodeGraphQt puts them below)."""
+        for item in self._raised:
+            if shiboken6.isValid(item) and item.scene() is not None and not item.isSelected():
+                item.setZValue(Z_VAL_NODE)
+        scene = self._scene
+        if not shiboken6.isValid(scene):  # the window is going away
+            self._raised = []
+            return
+        self._raised = [i for i in scene.selectedItems() if isinstance(i, NodeItem)]
+        for item in self._raised:
+            item.setZValue(Z_VAL_NODE + 1)
 
     # -- node types ------------------------------------------------------------------------------
 
@@ -309,6 +329,15 @@ class Canvas(NodeGraph):
             for name, widget in view.param_widgets().items():
                 link = links.get(name)
                 widget.set_driven(f"{link[0]}.{link[1]}" if link is not None else None)
+        node = self.document.graph.nodes[node_id]
+        definition = view.definition
+        if definition is not None and any(
+            definition.param(n) is not None and n not in node.param_inputs and n not in links for n in view.inputs()
+        ):
+            # a parameter that was a socket only because a link drove it (older files): its link went, so its
+            # field comes back
+            self.refresh_nodes([node_id])
+            return
         if isinstance(view, RerouteNode):
             self._update_reroutes(node_id)
 
@@ -454,55 +483,6 @@ class Canvas(NodeGraph):
         if node_id is not None:
             self.document.set_size(node_id, size)
             self._on_layout_changed(node_id)
-
-    def _on_link_dropped(self, start: Any, scene_pos: QPointF) -> None:
-        """A new link let go away from any port: on a parameter's field it drives that parameter; on a node it
-        goes to the node's first free input of a fitting type; on empty canvas the search opens, filtered to
-        node types that fit."""
-        node_id = self.engine_id(start.node)
-        if node_id is None:
-            return
-        from_output = start.port_type == PortTypeEnum.OUT.value
-        target = None
-        for item in self.viewer().scene().items(scene_pos):
-            if isinstance(item, ParamWidget) and from_output:
-                target = item
-                break
-            while item is not None and not isinstance(item, NodeItem):
-                item = item.parentItem()
-            if item is not None:
-                target = item
-                break
-        try:
-            if isinstance(target, ParamWidget):
-                other = self.engine_id(target._node.view)
-                if other is not None and other != node_id:
-                    self.document.connect_to_param(node_id, start.name, other, target.param_name)
-            elif isinstance(target, NodeItem):
-                other = self.engine_id(target)
-                if other is not None and other != node_id:
-                    self._connect_first_fitting(node_id, start.name, from_output, other)
-            else:
-                self.link_search_requested.emit(node_id, start.name, from_output, scene_pos)
-        except LinkRefused as exc:
-            self.edit_refused.emit(str(exc))
-
-    def _connect_first_fitting(self, node_id: str, port: str, from_output: bool, other: str) -> None:
-        view, other_view = self.views[node_id], self.views[other]
-        type_name = view.type_names.get(("out:" if from_output else "") + port, "*")
-        graph = self.document.graph
-        if from_output:
-            names = sorted(other_view.inputs(), key=lambda n: n in graph.nodes[other].inputs)  # free inputs first
-            for name in names:
-                if self.document.accepts(other, name, type_name):
-                    self.document.connect(node_id, port, other, name)
-                    return
-        else:
-            for name in other_view.outputs():
-                if self.document.accepts(node_id, port, other_view.type_names.get("out:" + name, "*")):
-                    self.document.connect(other, name, node_id, port)
-                    return
-        self.edit_refused.emit(f"{other} has no {'input' if from_output else 'output'} that fits {type_name}")
 
     def _on_search_triggered(self, node_type: str, pos: tuple) -> None:
         self.document.add_node(node_type, pos)

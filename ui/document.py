@@ -17,7 +17,7 @@ from PySide6.QtGui import QUndoStack
 from nodegraph.graph import MODES, Graph, GraphNode, LinkRefused, input_socket
 from nodegraph.node import NodeDef
 from nodegraph.registry import Registry
-from nodegraph.workflow import load_workflow, save_workflow, to_document
+from nodegraph.workflow import save_workflow, to_document
 from ui.commands import (
     AddNodesCommand,
     RemoveNodesCommand,
@@ -73,11 +73,15 @@ class Document(QObject):
         self.path_changed.emit()
 
     def open(self, path: str | Path) -> None:
-        """Load a workflow file or a PNG saved by the product. Raises WorkflowError for a bad file."""
+        """Load a workflow file or a PNG saved by the product, or import a ComfyUI workflow (JSON, PNG, WebP;
+        its report is left in ``import_report``). Raises WorkflowError for a bad file."""
+        from nodegraph.comfy.files import load_any
+
         path = Path(path)
-        graph = load_workflow(path, self.registry)
-        # a PNG is an image, not the workflow's file: saving must ask for a .json name
-        self.replace(graph, None if path.suffix.lower() == ".png" else path)
+        graph, self.import_report = load_any(path, self.registry)
+        # a PNG is an image and a ComfyUI file is not ours to overwrite: saving must ask for a .json name
+        keep_path = self.import_report is None and path.suffix.lower() not in (".png", ".webp")
+        self.replace(graph, path if keep_path else None, dirty=self.import_report is not None)
 
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path) if path is not None else self.path
@@ -269,15 +273,10 @@ class Document(QObject):
         del groups[index]
         self.set_groups(groups, "delete group")
 
-    def move_group(self, index: int, dx: float, dy: float, node_ids: Iterable[str]) -> None:
-        """Move a group and the nodes inside it, as one undo step."""
+    def move_group(self, index: int, rect: list[float], positions: dict[str, tuple[float, float]]) -> None:
+        """A group dragged to ``rect`` with the nodes inside it at ``positions``: one undo step."""
         groups = copy.deepcopy(self.graph.groups)
-        x, y, w, h = groups[index]["rect"]
-        groups[index]["rect"] = [round(x + dx), round(y + dy), w, h]
-        positions = {
-            i: (float(self.graph.nodes[i].layout.get("x", 0)) + dx, float(self.graph.nodes[i].layout.get("y", 0)) + dy)
-            for i in node_ids if i in self.graph.nodes
-        }
+        groups[index]["rect"] = [round(v) for v in rect]
         self.undo_stack.beginMacro("move group")
         self.set_groups(groups, "move group")
         self.move_nodes(positions)
@@ -310,7 +309,8 @@ class Document(QObject):
     def fragment(self, node_ids: Iterable[str]) -> dict[str, Any]:
         """A workflow document holding only these nodes, with all their input links (what Copy puts on the
         clipboard; a plain paste keeps the links among the copied nodes, Ctrl+Shift+V the others too)."""
-        chosen = [i for i in node_ids if i in self.graph.nodes]
+        wanted = set(node_ids)
+        chosen = [i for i in self.graph.nodes if i in wanted]  # in the file's order
         return to_document(Graph(copy.deepcopy(self.graph.nodes[i]) for i in chosen))
 
     def paste(

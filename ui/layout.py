@@ -156,3 +156,25 @@ def overlapping_pairs(rects: Mapping[str, tuple[float, float, float, float]]) ->
             if ay < by + bh and by < ay + ah and ax < bx + bw:
                 found.append((a, b))
     return found
+
+
+def estimated_size(graph: Graph, registry: object, node_id: str) -> Size:
+    """A node's size without the editor's node items (for code that lays out a graph without a display): a
+    title, one row per port, a field per parameter. The editor itself measures the real items."""
+    node = graph.nodes[node_id]
+    definition = registry.get(node.type) if registry is not None else None
+    if definition is None:
+        rows, fields = max(len(node.inputs), 1), len(node.params)
+    else:
+        rows, fields = max(len(definition.inputs), len(definition.outputs)), len(definition.params)
+    return 240.0, 40.0 + 24.0 * rows + 50.0 * fields
+
+
+def auto_layout(graph: Graph, registry: object, only_missing: bool = True) -> None:
+    """Give positions to the nodes of ``graph`` (only to those without one, unless ``only_missing`` is False),
+    by estimated sizes. Kept for code without a display; the editor lays out by the real node sizes."""
+    positions = layered_positions(graph, {n: estimated_size(graph, registry, n) for n in graph.nodes})
+    for node_id, (x, y) in positions.items():
+        layout = graph.nodes[node_id].layout
+        if not only_missing or not ("x" in layout and "y" in layout):
+            layout["x"], layout["y"] = x, y

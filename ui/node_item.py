@@ -14,7 +14,7 @@ from typing import Any
 from NodeGraphQt.constants import ICON_NODE_BASE, LayoutDirectionEnum, NodeEnum, PortTypeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF, QStaticText, QTextOption
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QGraphicsTextItem
 
 from ui.theme import (
@@ -34,6 +34,14 @@ PAD = 8.0  # inner margin of the node
 ROW = 24.0  # height of a port row
 GRIP = 12.0  # size of the resize grip
 WIDGET_GAP = 2.0
+
+
+_NODE_BODY_COLOR = QColor(*NODE_BODY)
+_TITLE_PEN = QPen(QColor(235, 235, 235))
+_OVERVIEW_FRAME = QPen(QColor(0, 0, 0, 160), 0)  # cosmetic: one pixel at any zoom
+_OVERVIEW_SELECTED = QPen(QColor(*NodeEnum.SELECTED_BORDER_COLOR.value), 3)
+_OVERVIEW_SELECTED.setCosmetic(True)
+_BYPASS_BRUSH = QColor(*BYPASS_COLOR).darker(160)
 
 
 def paint_port(painter: QPainter, rect: QRectF, info: dict[str, Any]) -> None:
@@ -67,10 +75,30 @@ class NodeView(NodeItem):
         self.mode: str | None = None
         self.user_size: tuple[float, float] | None = None  # set with the grip (scene units), kept in the layout
         self.min_size = (NodeEnum.WIDTH.value, NodeEnum.HEIGHT.value)
+        self.set_size(float(NodeEnum.WIDTH.value), float(NodeEnum.HEIGHT.value))
         self._resizing: tuple[QPointF, tuple[float, float]] | None = None
+        self._title_cache: tuple[Any, Any] | None = None
         self._text_item.setFont(title_font())
         self._icon_item.setVisible(False)
         self.setAcceptHoverEvents(True)
+
+    def boundingRect(self) -> QRectF:
+        # kept, not rebuilt: Qt asks for it several times per item and frame (hundreds of nodes when zoomed out)
+        return self._rect
+
+    def set_size(self, width: float, height: float) -> None:
+        if (width, height) != (self._width, self._height) or not hasattr(self, "_rect"):
+            self.prepareGeometryChange()  # Qt's index must hear of the new size before it happens
+            self._width, self._height = width, height
+            self._rect = QRectF(0.0, 0.0, width, height)
+
+    @NodeItem.width.setter
+    def width(self, width: float = 0.0) -> None:
+        self.set_size(max(width, self.min_size[0]), self._height)
+
+    @NodeItem.height.setter
+    def height(self, height: float = 0.0) -> None:
+        self.set_size(self._width, max(height, self.min_size[1]))
 
     # -- NodeGraphQt hooks that redraw needlessly --------------------------------------------
 
@@ -118,15 +146,17 @@ class NodeView(NodeItem):
     # -- layout ---------------------------------------------------------------------------------
 
     def _visible_widgets(self) -> list[Any]:
-        return [w for w in self._widgets.values() if w.isVisible()]
+        """The fields the layout makes room for: all but parameters shown as input sockets (whatever the level
+        of detail hides for the moment)."""
+        return [w for w in self._widgets.values() if not getattr(w, "as_input", False)]
 
     def _natural_size(self) -> tuple[float, float, float]:
         """(width, height, height of title + port rows) before any user size."""
         title = QFontMetricsF(self._text_item.font()).horizontalAdvance(self._text_item.toPlainText()) + 2 * PAD + 12
-        inputs = [t for p, t in self._input_items.items() if p.isVisible()]
-        outputs = [t for p, t in self._output_items.items() if p.isVisible()]
-        label_in = max((t.boundingRect().width() for t in inputs if t.isVisible()), default=0.0)
-        label_out = max((t.boundingRect().width() for t in outputs if t.isVisible()), default=0.0)
+        inputs = list(self._input_items.values())
+        outputs = list(self._output_items.values())
+        label_in = max((t.boundingRect().width() for t in inputs), default=0.0)
+        label_out = max((t.boundingRect().width() for t in outputs), default=0.0)
         ports_width = label_in + label_out + 2 * PAD + (24 if inputs and outputs else 8)
         widgets = self._visible_widgets()
         widget_width = max((w.widget().minimumSizeHint().width() for w in widgets), default=0) + 2 * PAD
@@ -147,7 +177,7 @@ class NodeView(NodeItem):
             width = max(width, self.user_size[0])
             extra = max(0.0, self.user_size[1] - height)
             height += extra
-        self._width, self._height = width, height
+        self.set_size(width, height)
         self._set_text_color(self.text_color)
         self._text_item.setPos(PAD, (self._title_height() - self._text_item.boundingRect().height()) / 2)
         # ports: one row each, inputs on the left edge, outputs on the right
@@ -155,9 +185,6 @@ class NodeView(NodeItem):
         for items, left in ((self._input_items, True), (self._output_items, False)):
             row = 0
             for port, text in items.items():
-                if not port.isVisible():
-                    text.setVisible(False)
-                    continue
                 text.setVisible(port.display_name and not self._proxy_mode)
                 rect = port.boundingRect()
                 y = top + row * ROW + (ROW - rect.height()) / 2
@@ -197,41 +224,55 @@ class NodeView(NodeItem):
     def auto_switch_mode(self) -> None:
         viewer = self.viewer()
         if viewer is not None:
-            self.set_proxy_mode(viewer.transform().m11() < LOD_SCALE)
+            self.set_proxy_mode(viewer.transform().m11() < LOD_SCALE)  # paint() decides from its own transform
+
+    def set_proxy_mode(self, mode: bool) -> None:
+        """Zoomed out below LOD_SCALE: fields, port labels and ports are not drawn (ports go transparent
+        rather than invisible, so links stay attached and the layout is unchanged); the title is drawn large."""
+        if mode is self._proxy_mode:
+            return
+        self._proxy_mode = mode
+        visible = not mode
+        for widget in self._widgets.values():
+            widget.setVisible(visible and not getattr(widget, "as_input", False))
+        for items in (self._input_items, self._output_items):
+            for port, text in items.items():
+                port.setOpacity(0.0 if mode else 1.0)
+                text.setVisible(visible and port.display_name)
+        self._text_item.setVisible(visible)
+        self._x_item.proxy_mode = mode
 
     # -- painting -------------------------------------------------------------------------------
 
     def _body_color(self) -> QColor:
-        r, g, b = self.color[:3]
-        if (r, g, b) == (13, 18, 23):  # NodeGraphQt's default: our theme's body instead
-            return QColor(*NODE_BODY)
-        return QColor(r, g, b)
+        rgb = tuple(self.color[:3])
+        if rgb == (13, 18, 23):  # NodeGraphQt's default: our theme's body instead
+            return _NODE_BODY_COLOR
+        return QColor(*rgb)
 
     def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
-        self.auto_switch_mode()
+        scale = painter.worldTransform().m11()
+        self.set_proxy_mode(scale < LOD_SCALE)
+        if self._proxy_mode:
+            self._paint_overview(painter, scale)
+            return
         painter.save()
         rect = self.boundingRect().adjusted(0.5, 0.5, -0.5, -0.5)
-        radius = 6.0
         body = self._body_color()
         painter.setPen(Qt.PenStyle.NoPen)
+        radius = 6.0
         painter.setBrush(body)
         painter.drawRoundedRect(rect, radius, radius)
-        title_rect = QRectF(rect.left(), rect.top(), rect.width(), self._title_height())
-        clip = QPainterPath()
-        clip.addRoundedRect(rect, radius, radius)
-        painter.save()
-        painter.setClipPath(clip)
+        title = QRectF(rect.left(), rect.top(), rect.width(), self._title_height())
         painter.setBrush(body.darker(150) if body != QColor(*NODE_BODY) else QColor(*TITLE_BAR))
-        painter.drawRect(title_rect)
+        painter.drawRoundedRect(title, radius, radius)
+        painter.drawRect(title.adjusted(0, radius, 0, 0))  # square lower corners
         if self.mode == "bypass":
             painter.setBrush(QColor(*BYPASS_COLOR, 90))
-            painter.drawRect(rect)
-        painter.restore()
+            painter.drawRoundedRect(rect, radius, radius)
         if self.selected:
             painter.setBrush(QColor(255, 255, 255, 18))
             painter.drawRoundedRect(rect, radius, radius)
-        if self._proxy_mode:
-            self._paint_large_title(painter, rect)
         # the frame: selection, run state, problems
         pen = QPen(QColor(*NodeEnum.SELECTED_BORDER_COLOR.value), 2.0) if self.selected else QPen(QColor(0, 0, 0, 160), 1.0)
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -242,20 +283,44 @@ class NodeView(NodeItem):
             self._paint_grip(painter, rect)
         painter.restore()
 
-    def _paint_large_title(self, painter: QPainter, rect: QRectF) -> None:
-        scale = max(painter.worldTransform().m11(), 1e-3)
-        font = QFont(title_font())
-        font.setPixelSize(max(1, round(LOD_TITLE_PX / scale)))
+    def _paint_overview(self, painter: QPainter, scale: float) -> None:
+        """Zoomed out: a plain box with the title large, drawn fast (hundreds of nodes repaint at once)."""
+        rect = self._rect
+        painter.setPen(_OVERVIEW_SELECTED if self.selected else _OVERVIEW_FRAME)
+        painter.setBrush(_BYPASS_BRUSH if self.mode == "bypass" else self._body_color())
+        painter.drawRect(rect)
+        text, font, origin = self._overview_title(painter, scale)
         painter.setFont(font)
-        painter.setPen(QColor(235, 235, 235))
-        inner = rect.adjusted(PAD, PAD, -PAD, -PAD)
-        flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
-        needed = painter.boundingRect(inner, flags, self.name)
-        if needed.height() > inner.height() or needed.width() > inner.width():
-            shrink = min(inner.height() / max(needed.height(), 1), inner.width() / max(needed.width(), 1))
-            font.setPixelSize(max(1, int(font.pixelSize() * shrink)))
-            painter.setFont(font)
-        painter.drawText(inner, flags, self.name)
+        painter.setPen(_TITLE_PEN)
+        painter.drawStaticText(origin, text)
+        if self.run_state or self.has_problem:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            self._paint_state(painter, rect.adjusted(0.5, 0.5, -0.5, -0.5))
+
+    def _overview_title(self, painter: QPainter, scale: float) -> tuple[QStaticText, QFont, QPointF]:
+        """The title at about LOD_TITLE_PX on screen, wrapped, shrunk to fit the node; its layout is kept per
+        zoom step, so a repaint only draws it."""
+        key = (self.name, round(scale, 3), self._width, self._height)
+        cached = self._title_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        inner = self._rect.adjusted(PAD, PAD, -PAD, -PAD)
+        font = QFont(title_font())
+        size = max(1, round(LOD_TITLE_PX / max(scale, 1e-3)))
+        longest = max(self.name.split(), key=len, default="")
+        while True:
+            font.setPixelSize(size)
+            text = QStaticText(self.name)
+            text.setTextWidth(inner.width())
+            text.setTextOption(QTextOption(Qt.AlignmentFlag.AlignCenter))
+            text.prepare(painter.worldTransform(), font)
+            fits = text.size().height() <= inner.height() and QFontMetricsF(font).horizontalAdvance(longest) <= inner.width()
+            if fits or size <= 4:
+                break
+            size = int(size * 0.85)
+        origin = QPointF(inner.left(), inner.top() + max(0.0, (inner.height() - text.size().height()) / 2))
+        self._title_cache = (key, (text, font, origin))
+        return self._title_cache[1]
 
     def _paint_state(self, painter: QPainter, rect: QRectF) -> None:
         color = STATE_COLORS.get(self.run_state)

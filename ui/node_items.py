@@ -123,6 +123,7 @@ class ViewNode(BaseNode):
                 continue
             self.add_typed_input(name, param.socket_type.name, param.label or name.replace("_", " "), param.help)
             if name in widgets:
+                widgets[name].as_input = True  # the layout leaves it out; the socket stands for it
                 widgets[name].setVisible(False)
             changed = True
         if changed:
@@ -197,7 +198,7 @@ class RerouteView(NodeView):
 
     def _draw_node_horizontal(self) -> None:
         self.min_size = (self.WIDTH, self.HEIGHT)
-        self._width, self._height = self.WIDTH, self.HEIGHT
+        self.set_size(self.WIDTH, self.HEIGHT)
         self._text_item.setVisible(False)
         for items, left in ((self._input_items, True), (self._output_items, False)):
             for port, text in items.items():
@@ -234,6 +235,10 @@ class RerouteNode(ViewNode):
                 port.view.color = (*color, 255)
                 port.view.update()
             port.view.setToolTip(f"carries {type_name}")
+            for pipe in port.view.connected_pipes:  # links drawn before the type was known
+                if tuple(pipe.color[:3]) != color:
+                    pipe.color = (*color, 255)
+                    pipe.reset()
 
 
 class MissingNode(ViewNode):

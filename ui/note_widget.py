@@ -20,7 +20,7 @@ class MarkdownEdit(QTextEdit):
         self._committed = committed
         self.setAcceptRichText(False)
         self.setStyleSheet("QTextEdit { background: #3b3822; color: #f0ecd0; border: none; }")
-        self.setPlaceholderText("Double-click to write a note (Markdown: **bold**, *italic*, - lists, `code`)")
+        self.setPlaceholderText("Click to write a note (Markdown: **bold**, *italic*, - lists, `code`)")
 
     def sizeHint(self) -> QSize:
         return QSize(240, 110)

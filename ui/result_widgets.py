@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPixmap, QResizeEvent
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy
+from PySide6.QtGui import QColor, QPalette, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QWidget
 
 from nodegraph.node import NodeDef
 from nodegraph.types import IMAGE, LATENT, MODEL, STRING
@@ -35,6 +35,16 @@ def wants_text_box(definition: NodeDef) -> bool:
     return definition.output_node and any(o.type.name == STRING.name for o in definition.outputs)
 
 
+def _colours(widget: QWidget, background: QColor, text: QColor) -> None:
+    palette = QPalette(widget.palette())
+    for role in (QPalette.ColorRole.Window, QPalette.ColorRole.Base):
+        palette.setColor(role, background)
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
+        palette.setColor(role, text)
+    widget.setPalette(palette)
+    widget.setAutoFillBackground(True)
+
+
 class PreviewLabel(QLabel):
     """Shows the pixmap scaled to fit, whatever size the node gives the box."""
 
@@ -45,7 +55,7 @@ class PreviewLabel(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(size, size)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("background: #1c1c1e; color: #777; border-radius: 3px;")
+        _colours(self, QColor(28, 28, 30), QColor(119, 119, 119))  # a palette, not a style sheet: cheap for 300 nodes
         self.setText("no image yet")
 
     def sizeHint(self) -> QSize:
@@ -102,7 +112,7 @@ class TextResultWidget(LightWidget):
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.text.setPlaceholderText("result appears here after a run")
-        self.text.setStyleSheet("background: #1d2a1d; color: #d8f0d8; border-radius: 3px;")
+        _colours(self.text, QColor(29, 42, 29), QColor(216, 240, 216))
         lines = self.text.fontMetrics().lineSpacing() * self.LINES + 10
         self.text.setFixedHeight(lines)
         self.set_custom_widget(self.text)

@@ -2,8 +2,9 @@
 
 A query is matched against the display name first, as a user reads it: exact name, then names that start
 with the query, then names whose words start with the query's words, then names containing them; only
-then the type id, and last the category and description. Within a tier, shorter names come first
-("KSampler" before "KSampler (Advanced)").
+then the type id, and last the category and description. Within a tier, the product's own ``core.`` types
+come before other namespaces (plugins, and compatibility sets such as ``comfy.`` that reproduce another
+tool's behaviour), then shorter names ("KSampler" before "KSampler (Advanced)").
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def rank(definitions: Iterable[NodeDef], query: str) -> list[NodeDef]:
     for index, definition in enumerate(definitions):
         found = tier(definition, query)
         if found is not None:
-            scored.append((found, len(definition.name), definition.name.lower(), index, definition))
-    scored.sort(key=lambda item: item[:4])
+            foreign = definition.namespace != "core"
+            scored.append((found, foreign, len(definition.name), definition.name.lower(), index, definition))
+    scored.sort(key=lambda item: item[:5])
     return [item[-1] for item in scored]
 
 

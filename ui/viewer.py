@@ -30,6 +30,7 @@ class CanvasViewer(NodeViewer):
         super().__init__(undo_stack=None)
         self.canvas = canvas
         self.refusal: str | None = None
+        self.space_held = False
 
     # -- modifier keys ----------------------------------------------------------------------------
     # NodeGraphQt tracks Ctrl/Shift/Alt from key events only. A dialog opened by a shortcut (Ctrl+N, Ctrl+O)
@@ -39,7 +40,8 @@ class CanvasViewer(NodeViewer):
     def sync_modifiers(self, modifiers: Qt.KeyboardModifier) -> None:
         mods = Qt.KeyboardModifier
         wanted = modifiers & (mods.AltModifier | mods.ControlModifier | mods.ShiftModifier)
-        self.ALT_state = bool(wanted & mods.AltModifier) and not (wanted & mods.ControlModifier)
+        # Space held pans with the left button, as in ComfyUI (NodeGraphQt pans with Alt)
+        self.ALT_state = (bool(wanted & mods.AltModifier) and not (wanted & mods.ControlModifier)) or self.space_held
         self.CTRL_state = wanted == mods.ControlModifier
         self.SHIFT_state = bool(wanted & mods.ShiftModifier) and not (wanted & mods.ControlModifier)
         if not self.SHIFT_state and not self.CTRL_state:
@@ -56,6 +58,34 @@ class CanvasViewer(NodeViewer):
     def mouseReleaseEvent(self, event: Any) -> None:
         self.sync_modifiers(event.modifiers())
         super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat() and self.scene().focusItem() is None:
+            self.space_held = True
+            self.ALT_state = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat() and self.space_held:
+            self.space_held = False
+            self.sync_modifiers(event.modifiers())
+            self.viewport().unsetCursor()
+            return
+        super().keyReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event: Any) -> None:
+        # double click on empty canvas: the node search, as in ComfyUI
+        if event.button() == Qt.MouseButton.LeftButton and self.itemAt(event.pos()) is None:
+            self.tab_pressed.emit()
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def clear_key_state(self) -> None:
+        super().clear_key_state()
+        self.space_held = False
 
     def focusInEvent(self, event: QFocusEvent) -> None:
         self.clear_key_state()
@@ -119,7 +149,7 @@ class CanvasViewer(NodeViewer):
     def show_rect(self, rect: QRectF, min_scale: float, max_scale: float = 1.0) -> float:
         """Show ``rect`` as large as fits, but never smaller than ``min_scale`` (then the view shows the
         rectangle's top-left part, where a workflow starts, and the rest is a pan away). Returns the zoom."""
-        view = self.viewport().rect()
+        view = self.viewport().rect().adjusted(2, 2, -2, -2)  # QGraphicsView.fitInView keeps a 2 px margin
         if rect.isEmpty() or view.width() <= 0 or view.height() <= 0:
             return self.scale_factor()
         scale = min(view.width() / rect.width(), view.height() / rect.height())
@@ -147,8 +177,14 @@ class CanvasViewer(NodeViewer):
             QGraphicsView.contextMenuEvent(self, event)  # a field inside a node keeps its own menu (cut, paste)
             return
         node_id = self.node_at(event.pos())
+        group = self.canvas.groups.group_at(self.mapToScene(event.pos()))
         if node_id is not None:
             self.canvas.node_menu_requested.emit(node_id, event.globalPos())
+        elif group is not None:
+            menu = self.canvas.groups.menu(group.index, self)
+            menu.exec(event.globalPos())
+            menu.deleteLater()
+            self.clear_key_state()
         else:
             self.context_menu_on_canvas.emit(event.globalPos(), self.mapToScene(event.pos()))
         event.accept()

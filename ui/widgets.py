@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from NodeGraphQt import NodeBaseWidget
-from PySide6.QtCore import QRect, QSignalBlocker, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPaintEvent, QRegularExpressionValidator
+from PySide6.QtCore import QPointF, QRect, QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSlider,
@@ -37,6 +38,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT_LIMIT = 1e12
 WIDGET_WIDTH = 180
 PROPERTY_PREFIX = "param:"
+MISSING_ROLE = Qt.ItemDataRole.UserRole + 1
 
 # (folder, extensions, directories) -> names; filled by the canvas so a 300-node file lists each folder once
 ModelLister = Callable[[str, tuple[str, ...], bool], list[str]]
@@ -271,9 +273,53 @@ class BoolWidget(ParamWidget):
             self.box.setChecked(bool(value))
 
 
+class PopupCombo(QComboBox):
+    """A combo box inside a node whose list opens as a real pop-up window above the canvas, listing every
+    entry at a readable size whatever the zoom. (Qt embeds a combo's own list in the scene, where the node's
+    next field was drawn over it and the view cut it off; a click there picked an entry nobody could see.)"""
+
+    def list_menu(self) -> QMenu:
+        """The pop-up list: one checkable entry per item, the current one checked."""
+        menu = QMenu(self._view())
+        menu.setToolTipsVisible(True)
+        for index in range(self.count()):
+            action = menu.addAction(self.itemText(index))
+            action.setCheckable(True)
+            action.setChecked(index == self.currentIndex())
+            action.setData(index)
+            tip = self.itemData(index, Qt.ItemDataRole.ToolTipRole)
+            if tip:
+                action.setToolTip(str(tip))
+        return menu
+
+    def _view(self) -> QWidget | None:
+        proxy = self.window().graphicsProxyWidget()
+        views = proxy.scene().views() if proxy is not None and proxy.scene() is not None else []
+        return views[0] if views else None
+
+    def showPopup(self) -> None:
+        view = self._view()
+        if view is None:  # not on a canvas (a test, a dialog): the usual list
+            super().showPopup()
+            return
+        proxy = self.window().graphicsProxyWidget()
+        corner = proxy.mapToScene(QPointF(self.mapTo(self.window(), self.rect().bottomLeft())))
+        menu = self.list_menu()
+        menu.setMinimumWidth(max(120, round(self.width() * view.transform().m11())))
+        current = next((a for a in menu.actions() if a.isChecked()), None)
+        chosen = menu.exec(view.viewport().mapToGlobal(view.mapFromScene(corner)), current)
+        if chosen is not None:
+            self.setCurrentIndex(int(chosen.data()))
+        menu.deleteLater()
+        # the choice is made: keys go back to the canvas (Tab searches, Delete deletes), not to this field
+        self.clearFocus()
+        view.scene().setFocusItem(None)
+        view.setFocus()
+
+
 class ChoiceWidget(ParamWidget):
     def build(self) -> QWidget:
-        self.combo = QComboBox()
+        self.combo = PopupCombo()
         self.combo.addItems([str(c) for c in self.schema.get("choices", [])])
         self.combo.currentTextChanged.connect(self._emit)
         return self.combo
@@ -342,12 +388,14 @@ class SeedWidget(BigIntWidget):
 
 
 class ModelFileWidget(ParamWidget):
-    """Files of a model folder (checkpoints, loras, ...), listed through :class:`ModelFolders`."""
+    """Files of a model folder (checkpoints, loras, ...), listed through :class:`ModelFolders`. A saved name
+    that is not installed stays selected and is marked as missing."""
 
     lister: ModelLister | None = None
+    MISSING = "(missing) "  # in front: still seen when the name is cut off
 
     def build(self) -> QWidget:
-        self.combo = QComboBox()
+        self.combo = PopupCombo()
         names: list[str] = []
         if ModelFileWidget.lister is not None:
             names = ModelFileWidget.lister(
@@ -355,23 +403,37 @@ class ModelFileWidget(ParamWidget):
                 tuple(self.schema.get("extensions", ())),
                 bool(self.schema.get("allow_directories", False)),
             )
-        self.combo.addItems(names)
+        for name in names:
+            self.combo.addItem(name, name)
         if not names:
             self.combo.setPlaceholderText(f"(no files in {self.schema.get('folder', 'the model folder')})")
-        self.combo.currentTextChanged.connect(self._emit)
+        self.combo.currentIndexChanged.connect(self._emit)
         return self.combo
 
     def get_value(self) -> str:
-        return self.combo.currentText()
+        value = self.combo.currentData()
+        return value if isinstance(value, str) else ""
+
+    def is_missing(self) -> bool:
+        return bool(self.combo.currentData(MISSING_ROLE))
 
     def set_value(self, value: Any) -> None:
         with QSignalBlocker(self.combo):
             value = value or ""
-            if value and self.combo.findText(value) < 0:
-                self.combo.addItem(value)
-                index = self.combo.findText(value)
-                self.combo.setItemData(index, "not found in the model folders", Qt.ItemDataRole.ToolTipRole)
-            self.combo.setCurrentIndex(self.combo.findText(value) if value else -1)
+            index = self.combo.findData(value)
+            if value and index < 0:
+                self.combo.addItem(self.MISSING + value, value)
+                index = self.combo.count() - 1
+                folder = self.schema.get("folder", "checkpoints")
+                self.combo.setItemData(index, f"{value} is not in the {folder} folders: install it, or pick another",
+                                       Qt.ItemDataRole.ToolTipRole)
+                self.combo.setItemData(index, QColor(235, 110, 90), Qt.ItemDataRole.ForegroundRole)
+                self.combo.setItemData(index, True, MISSING_ROLE)
+            self.combo.setCurrentIndex(index if value else -1)
+        missing = self.is_missing()
+        if missing != bool(self.combo.styleSheet()):
+            self.combo.setStyleSheet("QComboBox { color: #eb6e5a; }" if missing else "")
+        self.combo.setToolTip(self.combo.itemData(index, Qt.ItemDataRole.ToolTipRole) if missing else self.schema.get("help", ""))
 
 
 class ImageFileWidget(ParamWidget):

@@ -227,7 +227,7 @@ class WindowEditing:
 
     def fit_all(self) -> None:
         """Show the whole workflow, but never so small that node text drops below 9 px on screen."""
-        items = [view.view for view in self.canvas.views.values()]
+        items = [view.view for view in self.canvas.views.values()] + list(self.canvas.groups.items)
         if items:
             viewer = self.canvas.viewer()
             viewer.show_rect(viewer._combined_rect(items), min_fit_scale())

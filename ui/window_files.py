@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from nodegraph.errors import WorkflowError
-from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
 from nodegraph.registry import Registry
 from nodegraph.workflow import parse_workflow
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-WORKFLOW_FILTER = "Workflows (*.json *.png);;All files (*)"
+WORKFLOW_FILTER = "Workflows (*.json *.png *.webp);;All files (*)"
 
 
 def image_loader_type(registry: Registry) -> tuple[str, str] | None:
@@ -28,10 +28,20 @@ def image_loader_type(registry: Registry) -> tuple[str, str] | None:
 
 
 def png_has_workflow(path: Path) -> bool:
-    try:
-        return WORKFLOW_KEY in png_text_chunks(path.read_bytes())
-    except OSError:
-        return False
+    from nodegraph.comfy.files import file_has_workflow  # nodegraph's own PNGs and ComfyUI's PNG/WebP
+
+    return file_has_workflow(path)
+
+
+def recovery_question(record: dict) -> str:
+    """The recovery prompt: which workflow, and from when."""
+    path = record.get("path")
+    what = f"your unsaved changes to {Path(path).name} ({path})" if path else "an unsaved new workflow"
+    saved = record.get("saved_at")
+    when = ""
+    if isinstance(saved, (int, float)):
+        when = " from " + datetime.fromtimestamp(saved).strftime("%A %d %B %Y, %H:%M:%S")
+    return f"The editor did not close normally last time. It kept {what}{when}.\n\nRestore them?"
 
 
 class WindowFiles:
@@ -76,7 +86,10 @@ class WindowFiles:
             self.log("error", f"cannot open {path}: " + "; ".join(str(p) for p in exc.problems))
             return False
         self.recent.add(path)
-        self.message(f"Opened {path}")
+        report = getattr(self.document, "import_report", None)
+        for line in report.lines() if report is not None else ():
+            self.log("warning" if ("not mapped" in line or "warning:" in line) else "info", line.strip())
+        self.message(f"Imported the ComfyUI workflow {path}" if report is not None else f"Opened {path}")
         return True
 
     def save(self) -> bool:
@@ -120,12 +133,7 @@ class WindowFiles:
         if record is None:
             return False
         buttons = QMessageBox.StandardButton
-        answer = self.ask(
-            "Recover unsaved work",
-            "The editor did not close normally last time. Restore the unsaved workflow?",
-            buttons.Yes | buttons.No,
-            buttons.Yes,
-        )
+        answer = self.ask("Recover unsaved work", recovery_question(record), buttons.Yes | buttons.No, buttons.Yes)
         if answer != buttons.Yes:
             self.autosave.discard()
             return False
@@ -147,7 +155,7 @@ class WindowFiles:
         for text in paths:
             path = Path(text)
             suffix = path.suffix.lower()
-            if suffix == ".json" or (suffix == ".png" and png_has_workflow(path)):
+            if suffix == ".json" or (suffix in (".png", ".webp") and png_has_workflow(path)):
                 self.open_path(path)
                 return
             if suffix in IMAGE_SUFFIXES:
@@ -173,10 +181,17 @@ class WindowFiles:
             event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # a run is stopped only once the user has agreed to close (and to what happens to unsaved changes)
         if self.runner.running or self.queue.pending():
-            self.queue.cancel_all()  # the run stops and nothing queued starts while the window closes
-            self.runner.wait(5)
+            buttons = QMessageBox.StandardButton
+            answer = self.ask("A run is going", "A run is going or queued. Stop it and close the editor?", buttons.Yes | buttons.Cancel, buttons.Cancel)
+            if answer != buttons.Yes:
+                event.ignore()
+                return
         if self.maybe_save():
+            if self.runner.running or self.queue.pending():
+                self.queue.cancel_all()  # the run stops and nothing queued starts while the window closes
+                self.runner.wait(5)
             self.autosave.discard()
             if self.remember_layout:
                 self.recent.store.setValue("window/geometry", self.saveGeometry())

@@ -19,6 +19,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QInputDialog
 
 from nodegraph.errors import Problem, WorkflowError
+from nodegraph.executor import default_targets
+from nodegraph.modes import resolve_modes
 from nodegraph.progress import format_eta
 from nodegraph.workflow import parse_workflow
 from ui import seed_controls
@@ -109,7 +111,16 @@ class WindowRunning:
     # -- starting ----------------------------------------------------------------------------------
 
     def run(self) -> bool:
-        return self._start(None)
+        return self._start(self._output_targets(), named=False)
+
+    def _output_targets(self) -> list[str] | None:
+        """The output nodes (None). With muted nodes in the workflow, the ones that would still run are named, so
+        that nothing is run only to show an image in a node that does not run."""
+        graph = self.document.graph
+        if any(n.mode is not None for n in graph.nodes.values()):
+            skipped = resolve_modes(graph, self.registry).skipped
+            return [t for t in default_targets(graph, self.registry) if t not in skipped]
+        return None
 
     def run_node(self, node_id: str) -> bool:
         """Run one node and what it needs (its result is what the run is for, even if it saves nothing)."""
@@ -124,7 +135,7 @@ class WindowRunning:
 
     def run_times(self, count: int) -> bool:
         """Queue the workflow ``count`` times, applying the seed controls after each."""
-        return self._start(None, count)
+        return self._start(self._output_targets(), count, named=False)
 
     def run_times_dialog(self) -> None:
         count, ok = QInputDialog.getInt(self, "Run N times", "Runs to queue (each seed follows its control after each):",
@@ -133,11 +144,12 @@ class WindowRunning:
         if ok:
             self.run_times(count)
 
-    def _start(self, targets: list[str] | None, times: int = 1) -> bool:
-        """Queue ``times`` snapshots of the workflow; seeds advance by their controls after each."""
+    def _start(self, targets: list[str] | None, times: int = 1, named: bool = True) -> bool:
+        """Queue ``times`` snapshots of the workflow; seeds advance by their controls after each. ``named``:
+        the targets were chosen by the user (the queue's title says which)."""
         busy = self.queue.busy
         title = self.document.path.name if self.document.path else "Untitled"
-        if targets:
+        if targets and named:
             title += " · " + ", ".join(targets[:3]) + ("…" if len(targets) > 3 else "")
         entries = []
         for _ in range(times):

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+COMPONENTS = ("unet", "text_encoder", "text_encoder_2", "transformer")  # transformer: FLUX (nodes.flux.lora)
 KOHYA_PREFIXES = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
 KOHYA_SUFFIXES = {".lora_down.weight": "down", ".lora_up.weight": "up", ".alpha": "alpha"}
 # diffusers/PEFT spellings of the two halves, longest first so that ".lora_A.weight" wins over shorter ones
@@ -217,22 +217,23 @@ def _split_diffusers(key: str) -> tuple[str, str, str] | None:
 
 
 _cache_lock = threading.Lock()
-_file_cache: OrderedDict[tuple[str, int, int], LoraFile] = OrderedDict()
+_file_cache: OrderedDict[tuple[str, int, int, str], LoraFile] = OrderedDict()
 file_reads = Counter()  # path -> how many times the file was actually read (the cache's tests read it)
 
 
-def read_lora(path: str | Path) -> LoraFile:
-    """The parsed file, read from disk only when this path, size and modification time were not seen."""
+def read_lora(path: str | Path, convert: Any = None) -> LoraFile:
+    """The parsed file, read from disk only when this path, size and modification time were not seen.
+    ``convert(state) -> state`` first turns another layout into the diffusers one (FLUX: nodes.flux.lora)."""
     path = Path(path).resolve()
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, getattr(convert, "__qualname__", ""))
     with _cache_lock:
         cached = _file_cache.get(key)
         if cached is not None:
             _file_cache.move_to_end(key)
             return cached
     state, metadata = _load_state_dict(path)
-    parsed = parse_lora_state_dict(state, metadata, str(path))
+    parsed = parse_lora_state_dict(convert(state) if convert else state, metadata, str(path))
     file_reads[str(path)] += 1
     with _cache_lock:
         _file_cache[key] = parsed

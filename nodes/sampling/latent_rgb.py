@@ -3,15 +3,15 @@
 A :class:`LatentRGB` is an affine map from a latent's C channels to RGB in -1..1, applied per latent cell
 (so a 64x64 latent gives a 64x64 preview, with no network run). Two sources:
 
-- **Published factors** for the standard SD1.5 and SDXL VAEs (:data:`PUBLISHED`), the numbers ComfyUI's
-  previews use (``comfy/latent_formats.py``). They hold for every model that uses one of those VAEs:
+- **Published factors** for the released SD1.5, SDXL, SD3 and FLUX.1 VAEs (:data:`PUBLISHED`), the numbers
+  ComfyUI's previews use (``comfy/latent_formats.py``). They hold for every model that uses one of those VAEs:
   PixArt-alpha uses SD1.5's, Hunyuan-DiT and PixArt-sigma use SDXL's.
 - **Fitted** for any other VAE (:func:`fit_latent_rgb`): sixteen small random latents go through the VAE's own
   decoder, and a least-squares fit maps each latent cell to the mean colour of the pixels it decodes to (the
   decoder's linear behaviour near the origin). It costs one decode of sixteen 8x8 latents, once per VAE.
 
-To add a latent format (FLUX's or SD3's 16 channels, say): add its factors to :data:`PUBLISHED` and teach
-:func:`standard_vae_kind` to recognise its VAE config, or do nothing at all: any VAE the loader hands to
+To add a latent format: add its factors to :data:`PUBLISHED` and its (channels, scaling) to
+:data:`STANDARD_LATENTS`, or do nothing at all: any VAE the loader hands to
 :func:`nodes.sampling.previews.remember_vae` is fitted, whatever its channel count.
 """
 
@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-# rows: latent channels; columns: R, G, B (output in -1..1); then the bias of each colour
+# rows: latent channels; columns: R, G, B (output in -1..1); then the bias of each colour. ComfyUI's numbers
+# (comfy/latent_formats.py), for latents in the sampler's space (after the VAE's scaling and shift).
 PUBLISHED: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
     "sd15": (
         ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350), (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177)),
@@ -34,10 +35,24 @@ PUBLISHED: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float, 
         ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)),
         (0.1084, -0.0175, -0.0011),
     ),
+    "sd3": (
+        ((-0.0922, -0.0175, 0.0749), (0.0311, 0.0633, 0.0954), (0.1994, 0.0927, 0.0458), (0.0856, 0.0339, 0.0902),
+         (0.0587, 0.0272, -0.0496), (-0.0006, 0.1104, 0.0309), (0.0978, 0.0306, 0.0427), (-0.0042, 0.1038, 0.1358),
+         (-0.0194, 0.0020, 0.0669), (-0.0488, 0.0130, -0.0268), (0.0922, 0.0988, 0.0951), (-0.0278, 0.0524, -0.0542),
+         (0.0332, 0.0456, 0.0895), (-0.0069, -0.0030, -0.0810), (-0.0596, -0.0465, -0.0293), (-0.1448, -0.1463, -0.1189)),
+        (0.2394, 0.2135, 0.1925),
+    ),
+    "flux": (
+        ((-0.0346, 0.0244, 0.0681), (0.0034, 0.0210, 0.0687), (0.0275, -0.0668, -0.0433), (-0.0174, 0.0160, 0.0617),
+         (0.0859, 0.0721, 0.0329), (0.0004, 0.0383, 0.0115), (0.0405, 0.0861, 0.0915), (-0.0236, -0.0185, -0.0259),
+         (-0.0245, 0.0250, 0.1180), (0.1008, 0.0755, -0.0421), (-0.0515, 0.0201, 0.0011), (0.0428, -0.0012, -0.0036),
+         (0.0817, 0.0765, 0.0749), (-0.1264, -0.0522, -0.1103), (-0.0280, -0.0881, -0.0499), (-0.1262, -0.0982, -0.0778)),
+        (-0.0329, -0.0718, -0.0851),
+    ),
 }
-# The architecture of the SD1.5/SDXL VAE (both share it); the scaling factor tells the two latent spaces apart.
-STANDARD_VAE = {"latent_channels": 4, "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2}
-STANDARD_SCALING = {0.18215: "sd15", 0.13025: "sdxl"}
+# The released VAEs these factors belong to share one architecture; latent channels and scaling tell them apart.
+STANDARD_VAE = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2}
+STANDARD_LATENTS = {(4, 0.18215): "sd15", (4, 0.13025): "sdxl", (16, 1.5305): "sd3", (16, 0.3611): "flux"}
 # The fit decodes FIT_LATENTS random latents of 8x8 cells drawn around the origin with this spread (in the
 # sampler's scaled space): the decoder's linear behaviour there. Measured on the demo model: spreads of 0.25,
 # 0.5 and 0.7 give preview/image correlations of 0.90, 0.83 and 0.76 on its generated images; latents encoded
@@ -79,14 +94,18 @@ def pixels_to_rgb(samples: torch.Tensor) -> torch.Tensor:
 
 
 def standard_vae_kind(config: Any) -> str | None:
-    """"sd15" or "sdxl" if ``config`` (a VAE's) is the standard SD VAE in that family's latent scaling."""
+    """"sd15", "sdxl", "sd3" or "flux" if ``config`` (a VAE's) is that release's VAE, by architecture, latent
+    channels and scaling (None for any other VAE: it gets a fitted map)."""
     get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
     for key, value in STANDARD_VAE.items():
         found = get(key)
         if (list(found) if isinstance(found, (list, tuple)) else found) != value:
             return None
-    scaling = get("scaling_factor")
-    return next((kind for s, kind in STANDARD_SCALING.items() if scaling is not None and math.isclose(scaling, s, rel_tol=1e-4)), None)
+    channels, scaling = get("latent_channels"), get("scaling_factor")
+    for (wanted_channels, wanted_scaling), kind in STANDARD_LATENTS.items():
+        if channels == wanted_channels and scaling is not None and math.isclose(scaling, wanted_scaling, rel_tol=1e-4):
+            return kind
+    return None
 
 
 @torch.no_grad()

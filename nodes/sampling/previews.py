@@ -11,8 +11,8 @@ Which map a model gets (:func:`preview_map`):
 1. pixel-space models (DeepFloyd IF) show their samples as they are;
 2. a model whose loader remembered its VAE (:func:`remember_vae`): the published factors if that VAE is the
    standard SD1.5/SDXL one, else a map fitted from that VAE's decoder, once, cached with the VAE;
-3. otherwise the published factors of the model's family (SD1.5, SDXL and the DiT families that use their
-   VAEs), else no preview (progress is still reported).
+3. otherwise the published factors of the model's family (SD1.5, SDXL, SD3, FLUX.1 and the DiT families that
+   use their VAEs), else no preview (progress is still reported).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from nodes.sampling.latent_rgb import LatentRGB, fit_latent_rgb, pixels_to_rgb, 
 FAMILY_LATENTS = {
     "sd15": "sd15", "sdxl": "sdxl", "sdxl_refiner": "sdxl",
     "pixart_alpha": "sd15", "pixart_sigma": "sdxl", "hunyuan_dit": "sdxl",
+    "sd3": "sd3", "flux": "flux",
 }
 GRID_LIMIT = 4  # batch items shown in a preview (2 x 2)
 

@@ -61,9 +61,9 @@ def detect_family(shapes: Mapping[str, Any], name: str = "the file") -> str:
     if has_unet and has_prefix(shapes, "cond_stage_model.model."):
         found = "a Stable Diffusion 2.x checkpoint (OpenCLIP-H text encoder)"
     elif has_prefix(shapes, "double_blocks.") or has_prefix(shapes, "model.diffusion_model.double_blocks."):
-        found = "a FLUX transformer"
+        found = "a FLUX model (load it with Load FLUX / SD3 Checkpoint, or Load Diffusion Model for a transformer alone)"
     elif has_prefix(shapes, "joint_blocks.") or has_prefix(shapes, "model.diffusion_model.joint_blocks."):
-        found = "a Stable Diffusion 3 transformer"
+        found = "a Stable Diffusion 3 model (load it with Load FLUX / SD3 Checkpoint)"
     elif has_prefix(shapes, "lora_unet_") or any(".lora_" in k or "lora_down" in k for k in shapes):
         found = "a LoRA (load it with a LoRA loader)"
     elif has_prefix(shapes, "encoder.down.") and has_prefix(shapes, "decoder.up.") and not has_unet:

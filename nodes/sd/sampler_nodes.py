@@ -68,7 +68,8 @@ def _run(
     if samples.ndim != 4 or samples.shape[1] != channels:
         raise NodeInputError(
             f"expected a latent with {channels} channels [B, {channels}, h, w] for this {model.family} model, "
-            f"found shape {list(samples.shape)}", "latent_image"
+            f"found shape {list(samples.shape)}" + ("; make it with Empty Latent (model's space) or this model's VAE"
+                                                   if channels != 4 else ""), "latent_image"
         )
     if "noise_mask" in latent_image:
         ctx.warn("this sampler ignores the latent's noise mask (inpainting is not supported yet)")
@@ -88,7 +89,8 @@ def _run(
         sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
     except ValueError as exc:
         raise NodeInputError(str(exc), "scheduler") from None
-    span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step)
+    span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step,
+                        strength_rule=getattr(model, "strength_rule", "sd"))
     chain = build_chain(cfg, guidance_rescale, model.guidance)
     # ControlNet / T2I-Adapter sources on the conditioning: family check, device, notes on resized images
     prepare_residual_sources(ctx, model, (*positive, *negative), tuple(samples.shape))

@@ -197,6 +197,9 @@ def detect_folder_family(folder: Path) -> str:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     unet = read("unet")
+    if unet is None and (folder / "transformer").is_dir():
+        raise CheckpointError(f"{folder.name} is a diffusers folder of a transformer model: load FLUX / SD3 folders with "
+                              "Load FLUX / SD3 Checkpoint, PixArt / Hunyuan-DiT / DiT folders with Load DiT / IF Model")
     if unet is None:
         raise CheckpointError(f"{folder.name} is a diffusers folder without a unet/ (found: "
                               f"{', '.join(sorted(p.name for p in folder.iterdir()))})")

@@ -176,3 +176,27 @@ def test_dit_and_pixel_space_families_send_previews(name, tmp_path):
         assert set().union(*shapes.values()) == {(*DIT_WORKFLOWS[name], 3)}
     else:  # IF samples pixels: stage I at 16 px, stage II at 64 px
         assert set().union(*shapes.values()) == {(16, 16, 3), (64, 64, 3)}
+
+
+@pytest.mark.parametrize("name", ["flux_dev_txt2img", "sd3_medium_txt2img"])
+def test_flux_and_sd3_send_previews_of_their_sixteen_channel_latents(name, tmp_path, flux_dev_folder, sd35_medium_folder):
+    from tests.nodes.flow_fixtures import link
+
+    root = tmp_path / "models"
+    link(flux_dev_folder, root, "FLUX.1-dev")
+    link(sd35_medium_folder, root, "stable-diffusion-3-medium-diffusers")
+    doc = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    for entry in doc["nodes"].values():
+        entry.setdefault("params", {}).update(
+            {"core.EmptyLatentForModel": {"width": 32, "height": 32}, "core.KSampler": {"steps": 2}}.get(entry["type"], {}))
+    registry = default_registry()
+    executor = Executor(registry, runtime=Runtime("cpu", "fp32"), folders=ModelFolders([root]))
+    graph = parse_workflow(doc, registry)
+    loader = next(n for n, e in doc["nodes"].items() if e["type"] == "core.FlowCheckpointLoader")
+    events = []
+    result = executor.run(graph, ["save", loader], on_event=events.append,
+                          settings=RunSettings(output_dir=tmp_path / "out", preview_interval=0.0))
+    shots = [e.preview for e in events if isinstance(e, NodeProgress) and e.preview is not None]
+    assert len(shots) == 2 and {s.shape for s in shots} == {(4, 4, 3)}  # 32 px: 4x4 latent cells
+    to_rgb = previews.preview_map(result.outputs[loader]["model"])
+    assert isinstance(to_rgb, LatentRGB) and to_rgb.channels == 16 and to_rgb.source == "fitted"  # its own (tiny) VAE
