@@ -104,9 +104,13 @@ def test_fitted_map_of_the_demo_vae_is_cached_with_the_vae(tmp_path):
     assert torch.allclose(again.factors, first.factors) and torch.allclose(again.bias, first.bias)
 
 
-def test_standard_sd_vaes_are_recognised_from_their_configs():
+def test_released_vaes_are_recognised_from_their_configs():
     assert standard_vae_kind(load_config("sd15", "vae")) == "sd15"
     assert standard_vae_kind(load_config("sdxl", "vae")) == "sdxl"
+    configs = ROOT / "nodes" / "mmdit" / "configs"
+    assert standard_vae_kind(json.loads((configs / "flux_vae.json").read_text())) == "flux"
+    assert standard_vae_kind(json.loads((configs / "sd3_vae.json").read_text())) == "sd3"
+    assert {kind: len(factors) for kind, (factors, _) in PUBLISHED.items()} == {"sd15": 4, "sdxl": 4, "sd3": 16, "flux": 16}
     tiny = dict(load_config("sd15", "vae"), block_out_channels=[8, 16, 16, 16])
     assert standard_vae_kind(tiny) is None
 
