@@ -15,6 +15,7 @@ space ComfyUI's sampler works in after its ``process_latent_in``: the arithmetic
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def max_denoise(levels: DiscreteSigmas, sigmas: torch.Tensor) -> bool:
 
 
 def comfy_sample(model: ComfyDenoiser, levels: DiscreteSigmas, latent: dict, settings: KSamplerSettings,
-                 sigmas: torch.Tensor, device: Any, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                 sigmas: torch.Tensor, device: Any, on_step: Callable[..., None] | None = None) -> torch.Tensor:
     """Sample ``latent`` (a LATENT dict) along ``sigmas``; returns the result as float32 on the CPU."""
     samples = latent["samples"].to(torch.float32)
     if settings.disable_noise:
@@ -176,8 +177,12 @@ def comfy_sample(model: ComfyDenoiser, levels: DiscreteSigmas, latent: dict, set
     x = levels.noise_scaling(sigmas[0].reshape(1), noise, latent_image, max_denoise(levels, sigmas))
     total = len(sigmas) - 1
 
+    wants_denoised = on_step is not None and len(inspect.signature(on_step).parameters) >= 3
+
     def callback(i: int, x_now: torch.Tensor, denoised: torch.Tensor) -> None:
-        if on_step is not None:
+        if wants_denoised:  # a live preview of the current estimate (nodes.sampling.previews)
+            on_step(i + 1, total, lambda: denoised)
+        elif on_step is not None:
             on_step(i + 1, total)
 
     with torch.inference_mode():

@@ -204,3 +204,21 @@ def test_flux_and_sd3_send_previews_of_their_sixteen_channel_latents(name, tmp_p
     assert len(shots) == 2 and {s.shape for s in shots} == {(4, 4, 3)}  # 32 px: 4x4 latent cells
     to_rgb = previews.preview_map(result.outputs[loader]["model"])
     assert isinstance(to_rgb, LatentRGB) and to_rgb.channels == 16 and to_rgb.source == "fitted"  # its own (tiny) VAE
+
+
+def test_comfyui_ksampler_sends_previews_of_its_estimate_too(tmp_path):
+    registry = default_registry()
+    graph = load_workflow(ROOT / "workflows" / "txt2img.json", registry)
+    node = graph.nodes["sampler"]
+    node.type = "comfy.KSampler"
+    node.params = {"seed": 1, "steps": 8, "cfg": 3.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}
+    graph.nodes["latent"].params["batch_size"] = 1
+    events = []
+    executor = Executor(registry, runtime=Runtime("cpu"), folders=ModelFolders.from_environment())
+    result = executor.run(graph, ["decode"], on_event=events.append,
+                          settings=RunSettings(output_dir=tmp_path, preview_interval=0.0))
+    shots = [e.preview for e in events if isinstance(e, NodeProgress) and e.node == "sampler" and e.preview is not None]
+    assert len(shots) == 8 and shots[-1].shape == (8, 8, 3)
+    image = result.outputs["decode"]["image"]
+    pooled = torch.nn.functional.avg_pool2d(image.permute(0, 3, 1, 2), 8).permute(0, 2, 3, 1)
+    assert float(np.corrcoef(shots[-1].ravel(), previews.grid(pooled).ravel())[0, 1]) > MIN_CORRELATION
