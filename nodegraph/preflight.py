@@ -3,7 +3,8 @@
 :func:`nodegraph.graph.validate` checks the graph's shape (types, links, values against their bounds); this
 module checks what lies outside it and what only a node knows:
 
-- model files that are not found (naming every folder searched) and model choices left empty;
+- model files that are not found (naming every folder searched) and model choices left empty (unless the
+  parameter is declared ``optional``);
 - image files that are missing;
 - parameter combinations a node declares invalid (``@node(check=...)``: steps the scheduler cannot do,
   sizes the VAE cannot encode), reading only the node's own parameters;
@@ -123,6 +124,8 @@ def node_problems(
 def _model_file_problem(
     node_id: str, param: ModelFile, value: str, folders: ModelFolders, listings: dict[tuple[str, tuple[str, ...], bool], list[str]]
 ) -> Problem | None:
+    if not value and param.optional:
+        return None  # whether it is needed depends on other parameters: the node's own check says
     if not value:
         key = (param.folder, tuple(param.extensions), param.allow_directories)
         if key not in listings:

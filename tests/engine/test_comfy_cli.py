@@ -70,12 +70,18 @@ def test_export_writes_the_api_format_and_names_unmapped_nodes(tmp_path, capsys)
 def test_validate_and_run_accept_comfyui_files_directly(tmp_path, capsys):
     comfy = tmp_path / "wf.json"
     comfy.write_bytes(fixture_bytes("api_txt2img_lora.json"))
-    assert main(["validate", str(comfy)]) == 0
+    assert main(["validate", str(comfy)]) == 2  # its model files are not here: validate says so, naming them
+    assert "'model.safetensors' was not found" in capsys.readouterr().err
+    models = tmp_path / "models"  # the files it names (validate checks that they exist, it does not read them)
+    for name in ("checkpoints/model.safetensors", "loras/style.safetensors"):
+        (models / name).parent.mkdir(parents=True, exist_ok=True)
+        (models / name).write_bytes(b"")
+    assert main(["validate", str(comfy), "--models", str(models)]) == 0
     captured = capsys.readouterr()
     assert "valid (15 nodes)" in captured.out and "ComfyUI API format" in captured.err
     custom = tmp_path / "custom.json"
     custom.write_bytes(fixture_bytes("api_custom_nodes.json"))
-    assert main(["validate", str(custom), "--json"]) == 2
+    assert main(["validate", str(custom), "--json", "--models", str(models)]) == 2
     problems = json.loads(capsys.readouterr().out)
     assert {p["node"] for p in problems} == {"6", "8"}
     assert main(["run", str(custom), "--output", str(tmp_path / "out"), "--events", "none"]) == 2
