@@ -86,6 +86,12 @@ class RunProgress:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        # rates measured by earlier runs of this object (the editor's queue, --repeat): the next run of the same
+        # kind of work starts with a realistic ETA instead of the priors
+        self.learned: dict[str, float] = {}
+        self._reset()
+
+    def _reset(self) -> None:
         self.nodes: dict[str, _NodeState] = {}
         self.started: float | None = None
         self.outcome = ""  # "", "done", "failed", "cancelled"
@@ -98,7 +104,7 @@ class RunProgress:
     def update(self, event: Event) -> None:
         now = self._clock()
         if isinstance(event, RunStarted):
-            self.__init__(self._clock)  # type: ignore[misc]
+            self._reset()
             self.started = now
             for node_id, work in (event.work or {}).items():
                 kind, amount = work if not isinstance(work, Work) else (work.kind, work.amount)
@@ -125,6 +131,7 @@ class RunProgress:
         elif isinstance(event, NodeFailed):
             self.message = event.message
         elif isinstance(event, RunFinished):
+            self.learned.update(self._rates(now))
             self.outcome, self._fraction, self.current = "done", 1.0, ""
         elif isinstance(event, (RunFailed, RunCancelled)):
             self.outcome = "failed" if isinstance(event, RunFailed) else "cancelled"
@@ -150,7 +157,7 @@ class RunProgress:
         if self.outcome or self.started is None:
             return None
         done, total = self._times()
-        measured = any(s.seconds is not None or s.fraction > 0 for s in self.nodes.values())
+        measured = bool(self.learned) or any(s.seconds is not None or s.fraction > 0 for s in self.nodes.values())
         return max(0.0, total - done) if measured else None
 
     @property
@@ -178,7 +185,7 @@ class RunProgress:
     def _times(self) -> tuple[float, float]:
         """(estimated seconds done, estimated seconds in all) over the nodes that run."""
         now = self._clock()
-        rates = {**PRIOR_SECONDS, **self._rates(now)}
+        rates = {**PRIOR_SECONDS, **self.learned, **self._rates(now)}
         done = total = 0.0
         for state in self.nodes.values():
             expected = state.work.amount * rates.get(state.work.kind, PRIOR_SECONDS[NODE])

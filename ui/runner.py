@@ -239,7 +239,6 @@ class RunController(QObject):
     def _work(self, graph: Graph, token: CancelToken, settings: RunSettings, chosen: list[str] | None) -> None:
         self._last_progress.clear()
         self._files = {}
-        self._overall = RunProgress()
         started = time.time()
         try:
             targets = list(chosen) if chosen else default_targets(graph, self.registry)

@@ -151,3 +151,23 @@ def test_the_demo_checkpoint_load_reports_bytes_with_its_file_name(tmp_path):
     assert {e.message for e in loads} == {"loading demo_shapes.safetensors"}
     assert [e.step for e in loads] == sorted(e.step for e in loads) and len(loads) >= 3
     assert loads[0].step == 0 and loads[-1].step == loads[-1].total == events[0].work["ckpt"][1]
+
+
+def test_a_second_run_starts_with_the_rates_the_first_measured():
+    clock = Clock()
+    progress = RunProgress(clock)
+    work = {"sampler": ("steps", 10.0)}
+    progress.update(RunStarted(("sampler",), ("sampler",), work))
+    assert progress.eta is None  # nothing measured yet
+    progress.update(NodeStarted("sampler", "s"))
+    for step in range(1, 11):  # two seconds a step
+        clock.now += 2.0
+        progress.update(NodeProgress("sampler", "s", step, 10))
+    progress.update(NodeFinished("sampler", "s", 20.0))
+    progress.update(RunFinished(20.0, 1, 0))
+    progress.update(RunStarted(("sampler",), ("sampler",), work))  # the same work again (Run N Times, --repeat)
+    progress.update(NodeStarted("sampler", "s"))
+    assert progress.fraction == 0.0
+    clock.now += 0.5
+    progress.update(NodeProgress("sampler", "s", 0, 10))
+    assert progress.eta == pytest.approx(20.0, abs=0.6)  # not the prior's 2.5 s
