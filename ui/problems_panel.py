@@ -55,7 +55,8 @@ class ProblemsPanel(QWidget):
         self._refill()
 
     def add_failures(self, problems: list[Problem]) -> None:
-        self.failures.extend(p for p in problems if p not in self.failures)
+        """A run's problems; those the checks list already (a run refused for them) are not listed twice."""
+        self.failures.extend(p for p in problems if p not in self.failures and p not in self.checks)
         self._refill()
 
     def clear(self) -> None:

@@ -81,6 +81,9 @@ def test_problems_panel_lists_problems_with_node_field_expected_found(window, qt
     assert window.canvas.selected_ids() == [loader]
     assert "nowhere.safetensors" in window.problems_panel.copy(only_selected=False)
     assert window.problems_dock.windowTitle() == "Problems (1)"
+    window.run()  # refused for the same problem: listed once, not again as a failure
+    qtbot.waitUntil(lambda: not window.queue.busy, timeout=20000)
+    assert window.queue.entries[0].status == "invalid" and window.problems_panel.tree.topLevelItemCount() == 1
 
 
 def test_a_failure_during_the_run_is_listed_in_the_problems_panel(window, qtbot):
