@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this node and what it needs (repeatable; default: all output nodes)")
     run.add_argument("--events", choices=("bars", "json", "none"), default=None,
                      help="progress as bars (default on a terminal), JSON lines (one event per line), or none")
-    from nodegraph.run_options import add_run_options
+    from nodegraph.run_extras import add_run_options
 
     add_run_options(run)
 
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.executor import Executor
     from nodegraph.model_folders import ModelFolders
     from nodegraph.registry import default_registry
-    from nodegraph.run_options import next_run, option_problems, reproduction, with_previews
+    from nodegraph.run_extras import next_run, option_problems, reproduction, with_previews
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
