@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_models(reference, args.work, index)
 
     from nodegraph.executor import Executor
+    from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
     from nodegraph.runtime import Runtime
 
     registry = default_registry()

@@ -212,9 +212,9 @@ def main() -> int:
     seconds, launch_cpu, torch_loaded = launch_seconds()
     costs = preview_cost()
 
+    from nodegraph.installed import default_registry
     from nodegraph.node import Output, node
     from nodegraph.params import Int
-    from nodegraph.registry import default_registry
     from nodegraph.types import INT
     from ui.app import application, settle
     from ui.files import RecentFiles

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nodegraph import run_options
+from nodegraph.console import error, print_problems
+from nodegraph.overrides import apply_text_overrides
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 
 
@@ -21,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nodegraph",
         description="Run diffusion-model node workflows headless, or open them in the editor.",
     )
+    from nodegraph.version import __version__
+
+    parser.add_argument("--version", action="version", version=f"nodegraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a workflow file (or a PNG that embeds one)")
@@ -39,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this node and what it needs (repeatable; default: all output nodes)")
     run.add_argument("--events", choices=("bars", "json", "none"), default=None,
                      help="progress as bars (default on a terminal), JSON lines (one event per line), or none")
+    run_options.add_options(run)
     from nodegraph.run_extras import add_run_options
 
     add_run_options(run)
@@ -46,10 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a workflow without running it (what `run` would refuse)")
     validate.add_argument("workflow", type=Path)
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    run_options.add_options(validate, run=False)
     validate.add_argument("--output", type=Path, default=Path("output"), help="the output folder the run would use")
     validate.add_argument("--device", default=None, help="the device the run would use (cpu, cuda, cuda:1, mps)")
-    validate.add_argument("--models", action="append", default=[], type=Path, metavar="DIR",
-                          help="an extra models root to search first (repeatable)")
 
     nodes = sub.add_parser("nodes", help="list the installed node types")
     nodes.add_argument("--json", action="store_true", help="print the full schema of every node type")
@@ -57,10 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins with their status and node types")
     plugins.add_argument("--json", action="store_true", help="print as JSON")
 
+    sub.add_parser("limits", help="list the limits on untrusted input and their values")
+
     gui = sub.add_parser("gui", help="open the desktop editor")
     gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
     gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
                      help="lay the window out, save a screenshot to FILE.png and exit")
+
+    from nodegraph.batch.cli import add_parser as add_batch_parser
+    from nodegraph.server.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+    add_batch_parser(sub)
+
     from nodegraph.comfy.commands import add_commands  # nodegraph import / export --comfy
 
     parser.set_defaults(extra_handlers=add_commands(sub))
@@ -73,25 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
-    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui}
+    from nodegraph.batch.cli import cmd_batch
+    from nodegraph.server.cli import cmd_serve
+
+    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui,
+               "limits": cmd_limits, "serve": cmd_serve, "batch": cmd_batch}
     handler.update(args.extra_handlers)
     try:
         return handler[args.command](args)
     except BrokenPipeError:
         return EXIT_OK
-
-
-def _error(message: str) -> None:
-    print(f"nodegraph: {message}", file=sys.stderr)
-
-
-def _print_problems(problems: list[Any], as_json: bool = False) -> None:
-    if as_json:
-        print(json.dumps([p.to_json() for p in problems], indent=2))
-        return
-    _error(f"the workflow has {len(problems)} problem(s):")
-    for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C while loading the workflow or the plugins, or right after a run
+        error("cancelled")
+        return EXIT_CANCELLED
 
 
 def _load(path: Path, registry: Any) -> Any:
@@ -103,54 +113,37 @@ def _load(path: Path, registry: Any) -> Any:
     return graph
 
 
-def apply_overrides(graph: Any, registry: Any, overrides: list[str]) -> list[Any]:
-    """Apply ``NODE.PARAM=VALUE`` overrides; returns the problems (empty when all applied)."""
-    from nodegraph.errors import Problem
-    from nodegraph.params import ParamError
-
-    problems = []
-    for item in overrides:
-        target, sep, text = item.partition("=")
-        node_id, dot, param_name = target.rpartition(".")
-        if not sep or not dot or not node_id or not param_name:
-            problems.append(Problem("bad_override", "write overrides as NODE.PARAM=VALUE", expected="NODE.PARAM=VALUE", found=repr(item)))
-            continue
-        if node_id not in graph.nodes:
-            problems.append(Problem("bad_override", "no such node", node_id, param_name, "a node id of the workflow", repr(node_id)))
-            continue
-        definition = registry.get(graph.nodes[node_id].type)
-        param = definition.param(param_name) if definition else None
-        if param is None:
-            names = ", ".join(p.name for p in definition.params) if definition else "(unknown node type)"
-            problems.append(Problem("bad_override", "no such parameter", node_id, param_name, "one of " + names, repr(param_name)))
-            continue
-        try:
-            graph.nodes[node_id].params[param_name] = param.parse_text(text)
-        except ParamError as exc:
-            problems.append(Problem("bad_override", "invalid value", node_id, param_name, exc.expected, exc.found))
-    return problems
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.context import CancelToken, RunSettings
     from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
     from nodegraph.executor import Executor
-    from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
+    from nodegraph.model_folders import ModelConfigError, ModelFolders
     from nodegraph.run_extras import next_run, option_problems, reproduction, with_previews
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
+    bad_limit = run_options.apply_limits(args)
+    if bad_limit:
+        error(bad_limit)
+        return EXIT_INVALID
     registry = default_registry()
     try:
         graph = _load(args.workflow, registry)
     except WorkflowError as exc:
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         return EXIT_INVALID
-    problems = apply_overrides(graph, registry, args.overrides) + option_problems(args)
+    problems = apply_text_overrides(graph, registry, args.overrides) + option_problems(args)
     if problems:
-        _print_problems(problems)
+        print_problems(problems)
         return EXIT_INVALID
+    trusted = run_options.trust_named_paths(graph, registry, args.overrides)
+    try:
+        folders = ModelFolders.from_environment(args.models)
+    except ModelConfigError as exc:
+        error(str(exc))
+        return EXIT_INVALID
+    folders.trusted = trusted
     mode = args.events or ("bars" if sys.stderr.isatty() else "none")
     from nodegraph.reporting import make_reporter
 
@@ -164,13 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nnodegraph: stopping at the next check (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=ModelFolders.from_environment(args.models))
-    except ValueError as exc:  # a damaged model folder config
-        signal.signal(signal.SIGINT, previous)
-        _error(str(exc))
-        return EXIT_INVALID
+    threads_before = run_options.thread_idents()
+    executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=folders)
     settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph),
+                           paths=run_options.path_policy(args, trusted), allow_nonfinite=args.allow_nonfinite,
                            preview_interval=args.preview_every if args.previews else None,
                            only_batch_index=reproduction(args.workflow, graph, args.targets))
     try:
@@ -182,45 +172,50 @@ def cmd_run(args: argparse.Namespace) -> int:
             reporter.summary(graph, result)
     except WorkflowError as exc:
         reporter.close()
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         return EXIT_INVALID
     except NodeExecutionError as exc:
         reporter.close()
-        _error(str(exc))
-        return EXIT_FAILED
+        error(str(exc))
+        return run_options.end_despite_threads(EXIT_FAILED, threads_before)
     except (Cancelled, KeyboardInterrupt):
         reporter.close()
-        _error("cancelled")
-        return EXIT_CANCELLED
+        error("cancelled")
+        return run_options.end_despite_threads(EXIT_CANCELLED, threads_before)
     finally:
         signal.signal(signal.SIGINT, previous)
-    return EXIT_OK
+    return run_options.end_despite_threads(EXIT_OK, threads_before)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from nodegraph.errors import WorkflowError
-    from nodegraph.graph import validate
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
+    from nodegraph.model_folders import ModelConfigError, ModelFolders
+    from nodegraph.preflight import preflight
+    from nodegraph.validation import validate
 
+    bad_limit = run_options.apply_limits(args)
+    if bad_limit:
+        error(bad_limit)
+        return EXIT_INVALID
     registry = default_registry()
     try:
         graph = _load(args.workflow, registry)
     except WorkflowError as exc:
-        _print_problems(exc.problems, args.json)
+        print_problems(exc.problems, args.json)
         return EXIT_INVALID
-    from nodegraph.model_folders import ModelFolders
-    from nodegraph.preflight import preflight
-
-    problems = validate(graph, registry)
     try:
         folders = ModelFolders.from_environment(args.models)
-    except ValueError as exc:
-        _error(str(exc))
+    except ModelConfigError as exc:
+        error(str(exc))
         return EXIT_INVALID
-    # what `run` checks before any model loads: files, declared parameter checks, the device, the output folder
-    problems += preflight(graph, registry, folders, device=args.device, output_dir=args.output)
+    problems = validate(graph, registry)
+    # what `run` checks before any model loads, all at once: the files it names, empty choices, declared parameter
+    # checks, seed controls, the device, the output folder
+    problems += preflight(graph, registry, folders, device=args.device, output_dir=args.output,
+                          policy=run_options.path_policy(args).with_roots(*folders.all_folders()))
     if problems:
-        _print_problems(problems, args.json)
+        print_problems(problems, args.json)
         return EXIT_INVALID
     if args.json:
         print("[]")
@@ -230,7 +225,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     registry = default_registry()
     if args.json:
@@ -246,8 +241,14 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_limits(args: argparse.Namespace) -> int:
+    from nodegraph.limits import print_limits
+
+    return print_limits()
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from nodegraph.plugins import print_plugins
+    from nodegraph.installed import print_plugins
 
     return print_plugins(as_json=args.json)
 
@@ -256,9 +257,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from ui.app import main as gui_main
     except ImportError as exc:
-        _error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
+        error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
         return EXIT_FAILED
-    return gui_main(args.workflow, screenshot=args.screenshot)
+    threads_before = run_options.thread_idents()
+    return run_options.end_despite_threads(gui_main(args.workflow, screenshot=args.screenshot), threads_before)
 
 
 if __name__ == "__main__":

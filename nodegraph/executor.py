@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nodegraph.cache import CacheEntry, OutputCache, estimate_nbytes
@@ -29,18 +30,21 @@ from nodegraph.events import (
     RunFinished,
     RunStarted,
 )
-from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, validate
+from nodegraph.graph import Graph, GraphNode, input_socket, topological_order
 from nodegraph.loading import reporting_load
 from nodegraph.model_folders import ModelFolders, fingerprint_path
 from nodegraph.modes import never_runs, resolve_modes
 from nodegraph.node import NodeDef
+from nodegraph.output_checks import check_outputs
 from nodegraph.params import ImageFile, ModelFile, ParamError
+from nodegraph.paths import resolve_read
 from nodegraph.preflight import preflight
 from nodegraph.progress import BYTES, Work, estimate_work
 from nodegraph.registry import Registry
 from nodegraph.runtime import Runtime
 from nodegraph.summary import summarize
 from nodegraph.types import FLOAT, SocketType
+from nodegraph.validation import validate
 
 EventSink = Callable[[Event], None]
 
@@ -77,6 +81,19 @@ def default_targets(graph: Graph, registry: Registry) -> list[str]:
         return outputs
     read = {link.source for link in graph.links()}
     return [n for n in graph.nodes if n not in read and not never_runs(registry.get(graph.nodes[n].type))]
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a node's exception says to the user: its own words for an explained error, else type and text."""
+    if isinstance(exc, NodeInputError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"the node called sys.exit({exc.code!r}); a node may not end the program"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message cannot be printed)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Executor:
@@ -128,9 +145,10 @@ class Executor:
         needed = needed_nodes(graph, target_list)
         problems = [p for p in validate(written, self.registry) if p.node in needed or p.code == "cycle"]
         order, _ = topological_order(graph, needed)
-        # before any model loads: missing files, declared parameter checks, the device, the output folder
+        # before any model loads, all at once: files that are missing or may not be read, empty model choices,
+        # declared parameter checks, seed controls, the device, the output folder
         problems += preflight(graph, self.registry, self.folders, nodes=order, device=settings.device or self.runtime.requested_device,
-                              output_dir=settings.output_dir)
+                              output_dir=settings.output_dir, policy=settings.path_policy(self.folders))
         if problems:
             raise WorkflowError(problems)
         started = time.perf_counter()
@@ -141,8 +159,8 @@ class Executor:
             node = graph.nodes[node_id]
             try:
                 keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings, file_bytes)  # type: ignore[arg-type]
-            except Exception as exc:  # a missing file, or a plugin's fingerprint hook failing
-                message = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
+            except (Exception, SystemExit) as exc:  # a missing file, or a plugin's fingerprint hook failing
+                message = str(exc) if isinstance(exc, (OSError, ValueError)) else failure_message(exc)
                 emit(RunStarted((node_id,), tuple(target_list)))
                 emit(NodeFailed(node_id, node.type, message, type(exc).__name__))
                 emit(RunFailed(node_id, time.perf_counter() - started))
@@ -217,11 +235,11 @@ class Executor:
         kwargs: dict[str, Any] = dict(params)
         for spec in definition.inputs:
             kwargs[spec.name] = None
-        for name, (src, out) in node.inputs.items():
-            kwargs[name] = _promote(values[src][out], input_socket(definition, name))
         emit(NodeStarted(node.id, node.type))
         begin = time.perf_counter()
         try:
+            for name, (src, out) in node.inputs.items():
+                kwargs[name] = _promote(values[src][out], input_socket(definition, name), name)
             for name in node.inputs:
                 param = definition.param(name)
                 if param is not None:
@@ -235,11 +253,12 @@ class Executor:
                     outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
             else:
                 outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            check_outputs(definition, outputs, settings.allow_nonfinite)
         except Cancelled:
             raise
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, NodeInputError) else f"{type(exc).__name__}: {exc}"
-            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs}
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the run silently
+            message = failure_message(exc)
+            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs if name in kwargs}
             emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs, getattr(exc, "field", "") or ""))
             raise NodeExecutionError(node.id, node.type, message) from exc
         seconds = time.perf_counter() - begin
@@ -272,7 +291,8 @@ class Executor:
                     if file_bytes is not None:  # what the overall progress weighs a loader by
                         file_bytes[node.id] = file_bytes.get(node.id, 0) + int(fingerprints[param.name][1])
                 elif isinstance(param, ImageFile) and value:
-                    fingerprints[param.name] = _file_digest(value)
+                    fingerprints[param.name] = _file_digest(resolve_read(settings.path_policy(self.folders), value,
+                                                                         param.name, "image file"))
             except (OSError, ValueError) as exc:
                 raise NodeInputError(f"parameter {param.name!r}: {exc}", param.name) from exc
         if definition.fingerprint is not None:
@@ -297,14 +317,18 @@ def _params_of(node: GraphNode, definition: NodeDef) -> dict[str, Any]:
     return {p.name: node.params.get(p.name, p.default) for p in definition.params}
 
 
-def _promote(value: Any, target: SocketType | None) -> Any:
+def _promote(value: Any, target: SocketType | None, name: str = "") -> Any:
     # INT -> FLOAT is the one conversion the type rule allows; make it real where the value crosses.
     if target is not None and target.members == FLOAT.members and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise NodeInputError(f"the whole number linked into {name!r} is too large for a real number "
+                                 f"({summarize(value)})", name) from None
     return value
 
 
-def _file_digest(path: str) -> str:
+def _file_digest(path: Path | str) -> str:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:

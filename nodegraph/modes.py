@@ -21,7 +21,7 @@ import copy
 from dataclasses import dataclass, field
 
 from nodegraph.errors import Problem
-from nodegraph.graph import BYPASS, MUTE, REROUTE, Graph, GraphNode, input_socket, topological_order
+from nodegraph.graph import BYPASS, MUTE, REROUTE, Graph, GraphNode, input_socket, is_link, topological_order
 from nodegraph.node import NodeDef
 from nodegraph.registry import Registry
 
@@ -49,8 +49,6 @@ def never_runs(definition: NodeDef | None) -> bool:
     return definition is not None and not definition.outputs and not definition.output_node
 
 
-def _is_link(value: object) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, str) for v in value)
 
 
 def _is_optional(definition: NodeDef | None, node: GraphNode, name: str) -> bool:
@@ -97,7 +95,7 @@ def resolve_modes(graph: Graph, registry: Registry) -> Resolution:
     read: dict[str, set[str]] = {}
     for node in graph.nodes.values():
         for link in node.inputs.values():
-            if _is_link(link):
+            if is_link(link):
                 read.setdefault(link[0], set()).add(link[1])
     resolution = Resolution(Graph(meta=copy.deepcopy(graph.meta), groups=copy.deepcopy(graph.groups), extra=copy.deepcopy(graph.extra)))
     redirect: dict[tuple[str, str], object] = {}
@@ -107,7 +105,7 @@ def resolve_modes(graph: Graph, registry: Registry) -> Resolution:
         links: dict = {}
         lost: list[str] = []
         for name, link in node.inputs.items():
-            if not _is_link(link):
+            if not is_link(link):
                 links[name] = link  # malformed: validation reports it
                 continue
             target = redirect.get((link[0], link[1]), tuple(link))

@@ -3,9 +3,9 @@
 :func:`nodegraph.graph.validate` checks the graph's shape (types, links, values against their bounds); this
 module checks what lies outside it and what only a node knows:
 
-- model files that are not found (naming every folder searched) and model choices left empty (unless the
-  parameter is declared ``optional``);
-- image files that are missing;
+- files the workflow names that are missing or may not be read (:mod:`nodegraph.file_checks`: model files
+  with every folder searched, images under the run's read policy), and model and image choices left empty
+  (unless the parameter is declared ``optional``);
 - parameter combinations a node declares invalid (``@node(check=...)``: steps the scheduler cannot do,
   sizes the VAE cannot encode), reading only the node's own parameters;
 - seed controls that name no seed or no known control (:mod:`nodegraph.seed_control`);
@@ -26,15 +26,18 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodegraph.errors import Problem
 from nodegraph.graph import Graph, GraphNode
-from nodegraph.model_folders import ModelFolders, ModelNotFound
+from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Issue, NodeDef
 from nodegraph.params import ImageFile, ModelFile
 from nodegraph.registry import Registry
 from nodegraph.seed_control import control_problems
+
+if TYPE_CHECKING:
+    from nodegraph.paths import PathPolicy
 
 LISTED_CHOICES = 5  # model files named in an "empty choice" message
 Lister = Callable[[str, tuple[str, ...], bool], list[str]]
@@ -64,15 +67,23 @@ def preflight(
     device: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     lister: Lister | None = None,
+    policy: PathPolicy | None = None,
 ) -> list[Problem]:
     """Every problem found in ``nodes`` (default: all), the ``device`` and the ``output_dir``.
 
+    Files the workflow names are checked as the nodes will resolve them (:func:`nodegraph.file_checks.input_problems`
+    under ``policy``, the run's read policy; by default the environment's input folders plus the model folders).
     ``lister(folder, extensions, directories)`` lists a model folder for the "no file chosen" message (the
     editor passes its cached listing; by default the folders are read)."""
+    from nodegraph.file_checks import input_problems
+    from nodegraph.paths import PathPolicy
+
     problems: list[Problem] = []
     problems.extend(device_problems(device))
     if output_dir is not None:
         problems.extend(output_dir_problems(Path(output_dir)))
+    policy = policy if policy is not None else PathPolicy().with_roots(*folders.all_folders())
+    problems.extend(input_problems(graph, registry, policy, folders, graph.nodes if nodes is None else nodes))
     listings: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
     if lister is not None:
         listings = _ListingCache(lister)
@@ -99,18 +110,12 @@ def node_problems(
 ) -> list[Problem]:
     params = own_params(node, definition)
     problems: list[Problem] = []
-    for param in definition.params:
-        if param.name not in params:
-            continue
-        value = params[param.name]
-        if isinstance(param, ModelFile) and isinstance(value, str):
-            problem = _model_file_problem(node.id, param, value, folders, listings if listings is not None else {})
-            if problem is not None:
-                problems.append(problem)
-        elif isinstance(param, ImageFile) and isinstance(value, str):
-            problem = _image_file_problem(node.id, param, value)
-            if problem is not None:
-                problems.append(problem)
+    for param in definition.params:  # empty choices (a file that is named but missing: file_checks)
+        value = params.get(param.name)
+        if isinstance(param, ModelFile) and value == "" and not param.optional:
+            problems.append(_empty_model_problem(node.id, param, folders, listings if listings is not None else {}))
+        elif isinstance(param, ImageFile) and value == "":
+            problems.append(Problem("no_image_chosen", "no image file chosen", node.id, param.name, "an image file", "nothing"))
     if definition.check is not None:
         try:
             issues = list(definition.check(params))
@@ -121,49 +126,20 @@ def node_problems(
     return problems
 
 
-def _model_file_problem(
-    node_id: str, param: ModelFile, value: str, folders: ModelFolders, listings: dict[tuple[str, tuple[str, ...], bool], list[str]]
-) -> Problem | None:
-    if not value and param.optional:
-        return None  # whether it is needed depends on other parameters: the node's own check says
-    if not value:
-        key = (param.folder, tuple(param.extensions), param.allow_directories)
-        if key not in listings:
-            listings[key] = folders.list(param.folder, param.extensions, param.allow_directories)
-        available = listings[key]
-        if available:
-            names = ", ".join(available[:LISTED_CHOICES]) + (", ..." if len(available) > LISTED_CHOICES else "")
-            expected = f"a file from the {param.folder} folders ({len(available)} found: {names})"
-        else:
-            first = next(iter(folders.folders(param.folder)), None)
-            expected = f"a file in a {param.folder} folder (none found; put one in {first})" if first else f"a {param.folder} file"
-        return Problem("no_model_chosen", f"no {param.folder} file chosen", node_id, param.name, expected, "nothing")
-    try:
-        folders.resolve(param.folder, value)
-    except ModelNotFound as exc:
-        searched = "; ".join(str(p) for p in exc.searched) or "(no folders configured)"
-        return Problem(
-            "model_not_found",
-            f"{param.folder} file {value!r} was not found; searched: {searched}",
-            node_id,
-            param.name,
-            f"a file in one of the {param.folder} folders",
-            repr(value),
-        )
-    except ValueError as exc:
-        return Problem("bad_model_name", str(exc), node_id, param.name, "a name inside a model folder", repr(value))
-    return None
-
-
-def _image_file_problem(node_id: str, param: ImageFile, value: str) -> Problem | None:
-    if not value:
-        return Problem("no_image_chosen", "no image file chosen", node_id, param.name, "an image file", "nothing")
-    path = Path(value).expanduser()
-    if not path.exists():
-        return Problem("image_not_found", f"image file {value!r} does not exist", node_id, param.name, "an existing image file", repr(value))
-    if path.is_dir():
-        return Problem("image_not_found", f"{value!r} is a folder, not an image file", node_id, param.name, "an image file", "a folder")
-    return None
+def _empty_model_problem(
+    node_id: str, param: ModelFile, folders: ModelFolders, listings: dict[tuple[str, tuple[str, ...], bool], list[str]]
+) -> Problem:
+    key = (param.folder, tuple(param.extensions), param.allow_directories)
+    if key not in listings:
+        listings[key] = folders.list(param.folder, param.extensions, param.allow_directories)
+    available = listings[key]
+    if available:
+        names = ", ".join(available[:LISTED_CHOICES]) + (", ..." if len(available) > LISTED_CHOICES else "")
+        expected = f"a file from the {param.folder} folders ({len(available)} found: {names})"
+    else:
+        first = next(iter(folders.folders(param.folder)), None)
+        expected = f"a file in a {param.folder} folder (none found; put one in {first})" if first else f"a {param.folder} file"
+    return Problem("no_model_chosen", f"no {param.folder} file chosen", node_id, param.name, expected, "nothing")
 
 
 # -- output folder -------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def reproduction(path: Path, graph: Any, targets: list[str] | None) -> dict[str,
     if path.suffix.lower() != ".png":
         return {}
     try:
-        record = image_record(path.read_bytes())
+        with open(path, "rb") as handle:  # the text chunks only: the image data is skipped
+            record = image_record(handle)
     except OSError:
         return {}
     if record is None or record["batch_size"] <= 1 or record["node"] not in graph.nodes:

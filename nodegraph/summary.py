@@ -15,17 +15,22 @@ ITEMS = 4  # members of a dict, list or dataclass shown before "..."
 
 
 def summarize(value: Any, limit: int = LIMIT) -> str:
-    """A short, one-line description of ``value``."""
-    text = _describe(value, depth=0)
+    """A short, one-line description of ``value``. Never raises: the value may be hostile (a plugin's object
+    with a broken ``__repr__``, a number too long to print)."""
+    try:
+        text = _describe(value, depth=0)
+    except Exception as exc:
+        text = f"{type(value).__name__} (not printable: {type(exc).__name__})"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(value: Any, depth: int) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"int of about {int(value.bit_length() * 0.30103) + 1} digits"
     if value is None or isinstance(value, (bool, int, float)):
         return repr(value)
     if isinstance(value, str):
-        text = value if len(value) <= 60 else value[:57] + "..."
-        return repr(text)
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...") + f" ({len(value)} characters)"
     array = _array(value)
     if array is not None:
         return array

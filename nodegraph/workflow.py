@@ -29,11 +29,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nodegraph.atomic_files import atomic_write_bytes
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import MODES, Graph, GraphNode
 from nodegraph.params import describe
@@ -74,7 +74,7 @@ def parse_workflow(doc: Any, registry: Registry | None = None) -> Graph:
     """Build a :class:`Graph` from a workflow document, upgrading old versions.
 
     Raises :class:`WorkflowError` listing every structural problem. Whether the graph can run (types,
-    links, values) is :func:`nodegraph.graph.validate`'s business.
+    links, values) is :func:`nodegraph.validation.validate`'s business.
     """
     if not isinstance(doc, dict):
         raise WorkflowError([Problem("not_a_workflow", "a workflow must be a JSON object", expected="an object", found=describe(doc))])
@@ -229,39 +229,23 @@ def dumps(graph: Graph) -> str:
 
 
 def load_workflow(path: str | os.PathLike[str], registry: Registry | None = None) -> Graph:
-    """Read a workflow file (or a PNG saved by the product, which embeds its workflow)."""
-    path = Path(path)
+    """Read a workflow file (or a PNG saved by the product, which embeds its workflow).
+
+    Hostile files give a :class:`WorkflowError`, never a traceback or a hang: the path must be a regular file
+    (not a FIFO or a device), the document stays within the limits of :mod:`nodegraph.limits`, and a node id
+    or a key given twice is reported rather than silently collapsed."""
+    from nodegraph.workflow_input import read_document
+
+    doc, problems = read_document(Path(path))
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WorkflowError([Problem("unreadable", f"cannot read {path}: {exc.strerror or exc}", expected="a readable file", found=str(path))]) from None
-    if data.startswith(b"\x89PNG"):
-        from nodegraph.png_meta import workflow_from_png
-
-        doc = workflow_from_png(data, path)
-    else:
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise WorkflowError([Problem("bad_json", f"{path} is not valid JSON: {exc}", expected="JSON", found=str(path))]) from None
-    return parse_workflow(doc, registry)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write to a temporary file beside ``path`` then rename it over: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        graph = parse_workflow(doc, registry)
+    except WorkflowError as exc:
+        raise WorkflowError(problems + exc.problems) from None
+    if problems:
+        raise WorkflowError(problems)
+    return graph
 
 
 def save_workflow(graph: Graph, path: str | os.PathLike[str]) -> None:
+    """Write the workflow atomically, through a link, with the usual permissions (:mod:`nodegraph.atomic_files`)."""
     atomic_write_bytes(path, dumps(graph).encode("utf-8"))

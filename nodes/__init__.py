@@ -1,5 +1,9 @@
 """The built-in node library. Node modules declare their nodes at import time without importing torch;
-heavy libraries are imported inside the node functions."""
+heavy libraries are imported inside the node functions.
+
+The library reaches the engine as a plugin does: nodegraph's pyproject.toml declares it in the entry point group
+``nodegraph.nodes`` (``core = "nodes"``), and this module answers the plugin protocol (``NAMESPACE``, ``NODES``).
+Add a new node module to ``BUILTIN_MODULES``."""
 
 BUILTIN_MODULES: list[str] = [
     "nodes.primitives",
@@ -31,3 +35,12 @@ BUILTIN_MODULES: list[str] = [
     "nodes.comfy.conditioning_nodes",
     "nodes.comfy.image_nodes",
 ]
+
+NAMESPACE = "core"
+
+
+def NODES() -> list:
+    """The built-in node modules, imported (the plugin protocol's ``NODES``)."""
+    import importlib
+
+    return [importlib.import_module(name) for name in BUILTIN_MODULES]

@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         return 0 if argv else 2
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from nodegraph.errors import WorkflowError
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from ui.app import application
 
     application()

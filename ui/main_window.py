@@ -11,10 +11,11 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QPl
 from nodegraph import plugins
 from nodegraph.errors import Problem
 from nodegraph.executor import Executor
-from nodegraph.graph import validate
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.preflight import preflight
-from nodegraph.registry import Registry, default_registry
+from nodegraph.registry import Registry
+from nodegraph.validation import validate
 from ui.canvas import Canvas
 from ui.document import Document
 from ui.files import Autosave, RecentFiles
@@ -50,12 +51,15 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
         recent: RecentFiles | None = None,
         autosave_dir: Path | None = None,
         remember_layout: bool = True,
+        interactive: bool = True,
     ) -> None:
         super().__init__()
         self.remember_layout = remember_layout  # off for screenshots: they must not depend on the last session
+        self.interactive = interactive  # off for screenshots: problems are printed, no dialog waits for a person
         self.registry = registry if registry is not None else default_registry()
         self.document = Document(self.registry, self)
-        self.folders = ModelFolders.from_environment()
+        self.folders = ModelFolders.from_environment(lenient=True)
+        self.folders.confined = False  # in the editor the person at the screen chose every path
         self.canvas = Canvas(self.document, self.folders)
         self.runner = RunController(self.registry, Executor(self.registry, folders=self.folders), self)
         self.recent = recent or RecentFiles()

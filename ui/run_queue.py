@@ -31,6 +31,7 @@ class QueueEntry:
     targets: list[str] | None
     output_dir: Path | None
     generation: int = 0  # which opened document it came from (node states are shown only on that one)
+    workflow_path: Path | None = None  # its file: relative input paths are looked up beside it
     status: str = PENDING
     summary: str = ""
     queued: float = field(default_factory=time.time)
@@ -79,9 +80,10 @@ class RunQueue(QObject):
     # -- changes -----------------------------------------------------------------------------------
 
     def enqueue(self, graph: Graph, targets: list[str] | None, output_dir: Path | None, title: str,
-                generation: int = 0) -> QueueEntry:
+                generation: int = 0, workflow_path: Path | None = None) -> QueueEntry:
         """Add a snapshot of ``graph``; it starts at once if nothing runs."""
-        entry = QueueEntry(next(self._ids), title, graph.copy(), list(targets) if targets else None, output_dir, generation)
+        entry = QueueEntry(next(self._ids), title, graph.copy(), list(targets) if targets else None, output_dir, generation,
+                           workflow_path)
         self.entries.append(entry)
         self.changed.emit()
         self._pump()
@@ -144,7 +146,7 @@ class RunQueue(QObject):
         entry = pending[0]
         self.current = entry
         entry.status, entry.started = RUNNING, time.time()
-        if not self.runner.start(entry.graph, entry.output_dir, entry.targets, run_id=entry.id):
+        if not self.runner.start(entry.graph, entry.output_dir, entry.targets, entry.workflow_path, run_id=entry.id):
             entry.status, self.current = PENDING, None  # someone else's run: try again when it ends
             return
         self.entry_started.emit(entry.id)

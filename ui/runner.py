@@ -13,6 +13,7 @@ import gc
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -157,16 +158,24 @@ class RunController(QObject):
         """True from :meth:`start` until the run's end has been reported to the GUI thread."""
         return self._active
 
-    def start(self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None, run_id: int = 0) -> bool:
+    def start(
+        self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None, workflow_path: Any = None,
+        run_id: int = 0,
+    ) -> bool:
         """Run a snapshot of ``graph`` (its output nodes, or ``targets`` and what they need); returns False if a
-        run is already going."""
+        run is already going. Relative input paths are looked up beside ``workflow_path`` (the open file), then in
+        the input folders; absolute ones are accepted (the person at the screen chose them)."""
+        from nodegraph.paths import PathPolicy
+
         if self.running:
             return False
         snapshot = graph.copy()  # the user keeps editing while the worker runs
         self.run_id = run_id
         self._active = True
         self._token = CancelToken()
-        settings = RunSettings(workflow=to_document(snapshot), preview_interval=self.preview_interval)
+        folder = Path(workflow_path).resolve().parent if workflow_path is not None else None
+        settings = RunSettings(workflow=to_document(snapshot), paths=PathPolicy(workflow_dir=folder, confined=False),
+                               preview_interval=self.preview_interval)
         if output_dir is not None:
             settings.output_dir = output_dir
         self._gc_was_enabled = gc.isenabled()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -82,13 +83,17 @@ class WindowFiles:
             self.document.open(path)
         except WorkflowError as exc:
             lines = "\n".join(f"• {p}" for p in exc.problems[:20])
+            if not self.interactive:
+                print(f"nodegraph: {path} cannot be opened:\n{lines}", file=sys.stderr)
+                return False
             QMessageBox.critical(self, "Cannot open workflow", f"{path} cannot be opened:\n{lines}")
             self.log("error", f"cannot open {path}: " + "; ".join(str(p) for p in exc.problems))
             return False
         self.recent.add(path)
         report = getattr(self.document, "import_report", None)
-        for line in report.lines() if report is not None else ():
-            self.log("warning" if ("not mapped" in line or "warning:" in line) else "info", line.strip())
+        for index, line in enumerate(report.lines() if report is not None else ()):
+            attention = line.strip().startswith(("not mapped:", "warning:")) or (index == 0 and not report.ok)
+            self.log("warning" if attention else "info", line.strip())
         self.message(f"Imported the ComfyUI workflow {path}" if report is not None else f"Opened {path}")
         return True
 

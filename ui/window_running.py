@@ -153,7 +153,8 @@ class WindowRunning:
             title += " · " + ", ".join(targets[:3]) + ("…" if len(targets) > 3 else "")
         entries = []
         for _ in range(times):
-            entries.append(self.queue.enqueue(self.document.graph, targets, self.output_dir(), title, self.generation))
+            entries.append(self.queue.enqueue(self.document.graph, targets, self.output_dir(), title, self.generation,
+                                              workflow_path=self.document.path))
             changes = seed_controls.advance_seeds(self.document)
             if changes:
                 self.log("info", "seeds for the next run: " + ", ".join(f"{n}.{p} {new}" for (n, p), (_, new) in changes.items()))

@@ -80,28 +80,24 @@ def _stem(path: Path) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from nodegraph.comfy.load import load_comfy
+    from nodegraph.comfy.files import read_comfy
     from nodegraph.errors import WorkflowError
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodegraph.workflow import dumps
 
     registry = default_registry()
     try:
-        data = args.file.read_bytes()
-    except OSError as exc:
-        _error(f"cannot read {args.file}: {exc.strerror or exc}")
-        return EXIT_INVALID
-    try:
-        result = load_comfy(data, registry, source=str(args.file))
+        result = read_comfy(args.file, registry)  # bounded reading: a hostile file is an error, not a hang
     except WorkflowError as exc:
         _problems(exc.problems)
         return EXIT_INVALID
+    graph, report = result.graph, result.report
     if args.json:
-        print(json.dumps(result.report.to_json(), indent=2), file=sys.stderr if args.output == "-" else sys.stdout)
+        print(json.dumps(report.to_json(), indent=2), file=sys.stderr if args.output == "-" else sys.stdout)
     else:
-        for line in result.report.lines():
+        for line in report.lines():
             print(line, file=sys.stderr)
-    failed = _write(dumps(result.graph), args.output, Path(f"{_stem(args.file)}.nodegraph.json"), args.force)
+    failed = _write(dumps(graph), args.output, Path(f"{_stem(args.file)}.nodegraph.json"), args.force)
     return failed if failed is not None else EXIT_OK
 
 
@@ -109,7 +105,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nodegraph.comfy.export import export_api_prompt
     from nodegraph.comfy.files import load_any
     from nodegraph.errors import WorkflowError
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     if not args.comfy:
         _error("choose the format to export to: --comfy (ComfyUI's API format)")

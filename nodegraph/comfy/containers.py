@@ -27,11 +27,11 @@ def webp_exif_strings(data: bytes) -> dict[str, str]:
         body = data[pos + 8 : pos + 8 + size]
         pos += 8 + size + (size & 1)
         if kind == b"EXIF":
-            found.update(_tiff_strings(body[6:] if body.startswith(b"Exif\0\0") else body))
+            found.update(tiff_strings(body[6:] if body.startswith(b"Exif\0\0") else body))
     return found
 
 
-def _tiff_strings(tiff: bytes) -> dict[str, str]:
+def tiff_strings(tiff: bytes) -> dict[str, str]:
     """The ASCII values of IFD0 that look like ``key:json`` (how ComfyUI stores its graphs)."""
     if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
         return {}

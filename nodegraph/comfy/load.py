@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from nodegraph.errors import Problem, WorkflowError
 from nodegraph.graph import Graph
 from nodegraph.params import describe
 from nodegraph.registry import Registry
+from nodegraph.safe_json import JsonInputError, parse_json
 
 
 @dataclass
@@ -119,7 +119,14 @@ def _apply_prompt_values(comfy: ComfyGraph, prompt: Any, report: ImportReport) -
         if record is None or record.class_type != api_node.class_type:
             continue
         for name, value in api_node.inputs.items():
-            if isinstance(value, ComfyLink) or isinstance(record.inputs.get(name), ComfyLink):
+            if isinstance(value, ComfyLink):
+                continue
+            current = record.inputs.get(name)
+            if isinstance(current, ComfyLink):  # a widget fed by a PrimitiveNode: the primitive takes the value
+                source = comfy.nodes.get(current.source)
+                if source is not None and source.class_type == "PrimitiveNode" and source.inputs.get("value") != value:
+                    source.inputs["value"] = value
+                    changed += 1
                 continue
             if record.inputs.get(name, object()) != value:
                 record.inputs[name] = value
@@ -129,15 +136,17 @@ def _apply_prompt_values(comfy: ComfyGraph, prompt: Any, report: ImportReport) -
 
 
 def _decode_json(data: bytes, source: str) -> Any:
+    """JSON within the engine's limits (size, depth, number length): a hostile file is an error, not a hang."""
     try:
-        return json.loads(data.decode("utf-8-sig"))
+        data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise WorkflowError([Problem("not_comfy", f"{source or 'the file'} is neither JSON text nor a PNG/WebP image",
                                      expected="a ComfyUI workflow (.json), or a PNG/WebP that carries one",
                                      found="binary data")]) from None
-    except json.JSONDecodeError as exc:
-        raise WorkflowError([Problem("bad_json", f"{source or 'the file'} is not valid JSON: {exc}",
-                                     expected="JSON", found=f"line {exc.lineno}, column {exc.colno}")]) from None
+    try:
+        return parse_json(data, source or "the file").value
+    except JsonInputError as exc:
+        raise WorkflowError([Problem("bad_json", str(exc), expected="JSON", found=source or "the file")]) from None
 
 
 def _not_comfy(doc: Any, source: str) -> WorkflowError:
@@ -165,7 +174,7 @@ def load_comfy(data: bytes | dict, registry: Registry, *, source: str = "") -> C
         data = bytes(data)
         container = embedded_texts(data)
         if container is not None:
-            return _load_embedded(container, registry, source)
+            return load_embedded(container, registry, source)
         doc: Any = _decode_json(data, source)
     else:
         doc = data
@@ -177,14 +186,15 @@ def load_comfy(data: bytes | dict, registry: Registry, *, source: str = "") -> C
     raise _not_comfy(doc, source)
 
 
-def _load_embedded(container: tuple[str, dict[str, str]], registry: Registry, source: str) -> ComfyImport:
+def load_embedded(container: tuple[str, dict[str, str]], registry: Registry, source: str = "") -> ComfyImport:
+    """Import from the ``workflow``/``prompt`` texts of an image: ``(container kind, {key: text})``."""
     kind, texts = container
     what = source or f"the {kind.upper()}"
     parsed: dict[str, Any] = {}
     for key, text in texts.items():
         try:
-            parsed[key] = json.loads(text)
-        except json.JSONDecodeError as exc:
+            parsed[key] = parse_json(text, f"{source or 'the image'}: its {key!r} text").value
+        except JsonInputError as exc:
             parsed[key] = exc
     workflow, prompt = parsed.get("workflow"), parsed.get("prompt")
     if _is_ui(workflow):

@@ -30,7 +30,7 @@ def add_comfy_prompt(paths: list[Path], workflow: dict[str, Any] | None, log: An
         return
     from nodegraph.comfy import export_api_prompt
     from nodegraph.errors import WorkflowError
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodegraph.workflow import parse_workflow
 
     registry = default_registry()

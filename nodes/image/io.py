@@ -28,26 +28,26 @@ PREVIEW_FOLDER = "nodegraph-preview"
         "The mask output is 1 where the image is transparent and 0 where it is opaque (ComfyUI's "
         "convention, so a transparent area marks what to repaint); images without alpha give an empty mask."
     ),
-    params=[ImageFile("path", "", help="The image file to read.")],
+    params=[ImageFile("path", "", help="The image file to read. A relative path is looked up beside the workflow "
+                                       "file, then in the input folders.")],
     outputs=[Output("image", IMAGE), Output("mask", MASK), Output("width", INT), Output("height", INT)],
 )
 def load_image(ctx: NodeContext, path: str) -> dict[str, Any]:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
+    from nodegraph.limits import LimitExceeded
     from nodes.image.convert import pil_to_tensors
+    from nodes.image.safe_open import open_image
 
-    if not path:
-        raise NodeInputError("no image file chosen", "path")
-    file = Path(path)
-    if not file.exists():
-        raise NodeInputError(f"image file not found: {path}", "path")
-    if file.is_dir():
-        raise NodeInputError(f"{path} is a folder, not an image file", "path")
+    # beside the workflow first, then the input folders; a regular file, never a device or a FIFO
+    file = ctx.input_path(path, "path", "image file")
     try:
-        with Image.open(file) as opened:
+        with open_image(file) as opened:  # its size checked against the image_pixels limit before decoding
             frames = getattr(opened, "n_frames", 1)
             opened.load()
             upright = ImageOps.exif_transpose(opened)
+    except LimitExceeded as exc:
+        raise NodeInputError(str(exc), "path") from None
     except UnidentifiedImageError:
         raise NodeInputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, WebP, ...)", "path") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -107,7 +107,7 @@ def save_image(ctx: NodeContext, images: Any, filename_prefix: str) -> str:
 
 def _metadata(ctx: NodeContext, width: int, height: int) -> dict[str, str]:
     """The text chunks: workflow JSON, resolved parameters and A1111 parameters (when there is a sampler)."""
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodes.image.metadata import a1111_parameters, resolved_params
 
     doc = ctx.workflow

@@ -36,7 +36,7 @@ from nodes.sampling.flow_matching import FLOW_PREDICTION, current_sigma, noise_l
 from nodes.sampling.guidance import GuidanceLink, GuidanceState, run_chain
 from nodes.sd.conditioning import ConditioningEntry
 
-VAE_SCALE = 8  # pixels per latent cell of the SD/SDXL VAE: default micro-conditioning sizes come from this
+VAE_SCALE = 8  # pixels per latent cell of the SD/SDXL VAE, for a denoiser that does not say its own
 
 
 class ConditioningMismatch(ValueError):
@@ -104,9 +104,12 @@ def vp_alpha(scheduler: Any, t: torch.Tensor) -> torch.Tensor:
     return scheduler.alphas_cumprod[int(t)].to(torch.float32)
 
 
-def micro_conditioning(entry: ConditioningEntry, layout: str, latent_hw: tuple[int, int]) -> list[float]:
-    """SDXL time ids for ``entry``: sizes of 0 (or missing) become the latent's size in pixels."""
-    pixel = (latent_hw[0] * VAE_SCALE, latent_hw[1] * VAE_SCALE)
+def micro_conditioning(
+    entry: ConditioningEntry, layout: str, latent_hw: tuple[int, int], vae_scale: int = VAE_SCALE
+) -> list[float]:
+    """SDXL time ids for ``entry``: sizes of 0 (or missing) become the latent's size in pixels, at ``vae_scale``
+    pixels per latent cell (the model's VAE factor), as diffusers' SDXL pipelines count them."""
+    pixel = (latent_hw[0] * vae_scale, latent_hw[1] * vae_scale)
 
     def size(key: str) -> tuple[int, int]:
         h, w = entry.extras.get(key) or (0, 0)
@@ -160,7 +163,8 @@ def condition_batch(
                 )
             p = entry.pooled.to(device=device, dtype=dtype)
             pooled.append(p if p.shape[0] == batch else p[:1].repeat(batch, 1))
-            ids = torch.tensor([micro_conditioning(entry, layout, latent_hw)], dtype=dtype)
+            vae_scale = getattr(denoiser, "vae_scale_factor", VAE_SCALE)
+            ids = torch.tensor([micro_conditioning(entry, layout, latent_hw, vae_scale)], dtype=dtype)
             time_ids.append(ids.to(device).repeat(batch, 1))
     added = None
     if layout is not None:

@@ -57,17 +57,20 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     ctx.log(f"loaded {family_label(loaded.family)} {kind} {path.name}{note}: UNet {params:.1f}M parameters, "
             f"{str(dtype).removeprefix('torch.')}")
     vae = None
+    vae_factor = 8  # the SD1.5 / SDXL VAE's, for a checkpoint that ships without one
     if loaded.vae is None:
         ctx.warn(f"{path.name} has no VAE (no first_stage_model.* weights): connect a Load VAE node for decoding")
     else:
         config = loaded.vae.config
         vae = VaeHandle(loaded.vae, loaded.family, float(config.scaling_factor),
                         float(getattr(config, "shift_factor", None) or 0.0))
+        vae_factor = 2 ** (len(config.block_out_channels) - 1)
     from nodes.sampling.previews import remember_vae
 
     remember_vae(loaded.unet, vae)  # live previews of this model map latents to RGB through this VAE
     return {
-        "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type),
+        "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type,
+                             vae_scale_factor=vae_factor),
         "clip": ClipHandle(loaded.family, loaded.tokenizers, loaded.text_encoders),
         "vae": vae,
         "family": loaded.family,

@@ -84,7 +84,8 @@ def _run(
     if make_denoiser is not None:
         denoiser = make_denoiser(unet, autocast)
     else:
-        denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast)
+        denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast,
+                                vae_scale_factor=getattr(model, "vae_scale_factor", 8))
     try:
         sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
     except ValueError as exc:

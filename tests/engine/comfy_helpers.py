@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nodegraph.installed import default_registry
 from nodegraph.node import Input, Output, node
 from nodegraph.params import Text
-from nodegraph.registry import Registry, default_registry, registry_from
+from nodegraph.registry import Registry, registry_from
 from nodegraph.types import ANY
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfy"

@@ -7,7 +7,7 @@ import pytest
 from nodegraph.comfy import MAPPINGS, export_api_prompt, import_api_prompt, is_comfy_document, load_comfy
 from nodegraph.comfy.export import ExportError
 from nodegraph.errors import WorkflowError
-from nodegraph.graph import validate
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow, to_document
 from tests.engine.comfy_helpers import deep, fixture, registry
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from nodegraph.comfy import export_api_prompt, load_comfy
 from nodegraph.comfy.export import ExportError
 from nodegraph.errors import Problem, WorkflowError
-from nodegraph.graph import validate
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow, to_document
 from tests.engine.comfy_helpers import deep, fixture, png_with_texts, registry
 

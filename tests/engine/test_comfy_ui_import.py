@@ -8,7 +8,7 @@ import pytest
 from nodegraph.comfy import export_api_prompt, load_comfy
 from nodegraph.comfy import load as comfy_load
 from nodegraph.comfy.widgets import name_widget_values
-from nodegraph.graph import validate
+from nodegraph.validation import validate
 from nodegraph.workflow import to_document
 from tests.engine.comfy_helpers import deep, fixture, registry
 
@@ -34,6 +34,11 @@ def test_positional_values_skip_the_control_after_generate_slot():
     named, warning = name_widget_values(KSAMPLER, [5, "randomize", 20, 8, "euler", "normal", 1], set())
     assert warning is None
     assert named == {"seed": 5, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal", "denoise": 1}
+
+
+def test_old_files_keep_the_control_slot_as_a_boolean():
+    named, warning = name_widget_values(KSAMPLER, [7, True, 20, 8, "euler", "normal", 1], set())
+    assert warning is None and named["seed"] == 7 and named["steps"] == 20
 
 
 def test_positional_values_without_a_control_slot_still_line_up():

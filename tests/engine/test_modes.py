@@ -9,10 +9,11 @@ import pytest
 from nodegraph.cli import main as cli
 from nodegraph.errors import WorkflowError
 from nodegraph.executor import Executor
-from nodegraph.graph import BYPASS, MUTE, Graph, LinkRefused, validate
+from nodegraph.graph import BYPASS, MUTE, Graph, LinkRefused
 from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Input, Output, node
 from nodegraph.types import INT, STRING
+from nodegraph.validation import validate
 from nodegraph.workflow import FORMAT, save_workflow
 
 from .counting import RUNS, make_registry

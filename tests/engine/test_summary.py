@@ -45,4 +45,15 @@ def test_short_reprs_of_their_own_are_kept_and_lists_are_counted():
     assert summarize(Palette()) == "Palette(#aa0000, #00aa00)"
     assert summarize([torch.zeros(3)] * 6) == "list[6]: Tensor[3] float32 cpu, Tensor[3] float32 cpu, Tensor[3] float32 cpu, Tensor[3] float32 cpu, ..."
     assert summarize(Image.new("RGB", (64, 32))) == "PIL.Image 64x32 RGB"
-    assert summarize("x" * 200).endswith("...'") and summarize(7) == "7"
+    assert summarize("x" * 200).endswith("...' (200 characters)") and summarize(7) == "7"
+
+
+class Hostile:
+    def __repr__(self) -> str:
+        raise RuntimeError("no")
+
+
+def test_hostile_values_are_described_without_raising():
+    assert summarize(10**5000) == "int of about 5001 digits"
+    assert summarize(Hostile()) == "<Hostile>"
+    assert summarize({"a": Hostile()}) == "{a: <Hostile>}"

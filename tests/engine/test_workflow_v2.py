@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nodegraph.errors import WorkflowError
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from nodegraph.workflow import FORMAT, VERSION, dumps, parse_workflow, to_document
 
 from .counting import make_registry
@@ -87,7 +87,7 @@ def test_bad_groups_are_refused_with_the_group_and_field(groups, field):
 
 
 def test_an_unknown_parameter_input_is_a_problem_naming_the_parameters():
-    from nodegraph.graph import validate
+    from nodegraph.validation import validate
 
     registry = make_registry()
     graph = parse_workflow(_doc({"c": {"type": "test.Const", "param_inputs": ["valu"]}}), registry)

@@ -17,8 +17,8 @@ pytest.importorskip("sentencepiece")
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory, flux_dev_folder, sd35_medium_folder):
     from nodegraph.executor import Executor
+    from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
     from nodegraph.runtime import Runtime
 
     root = tmp_path_factory.mktemp("models")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nodegraph.context import RunSettings
+from nodegraph.paths import PathPolicy
 from nodegraph.workflow import parse_workflow
 from tests.fixtures import spiece
 from tests.fixtures.flow_files import (
@@ -65,8 +66,6 @@ def shrink(doc: dict) -> dict:
     for entry in doc["nodes"].values():
         params = entry.setdefault("params", {})
         params.update(SMALL.get(entry["type"], {}))
-        if entry["type"] == "core.LoadImage":
-            params["path"] = str(ROOT / params["path"])
         if entry["type"] == "core.FlowTextEncoderLoader" and params["type"] == "sd3":
             params.update(clip_l="sd3/clip_l.safetensors", t5="sd3/t5xxl_fp16.safetensors")
     return doc
@@ -79,7 +78,8 @@ def test_shipped_workflow_runs_and_saves_an_image(models, tmp_path, name):
     doc = shrink(json.loads((ROOT / "workflows" / f"{name}.json").read_text(encoding="utf-8")))
     executor = make_executor(models)
     result = executor.run(parse_workflow(doc, executor.registry), ["save"],
-                          settings=RunSettings(output_dir=tmp_path / "out", workflow=doc))
+                          settings=RunSettings(output_dir=tmp_path / "out", workflow=doc,
+                                               paths=PathPolicy(workflow_dir=ROOT / "workflows")))  # as `run` reads it
     saved = [Path(p) for p in result.outputs["save"]["paths"].splitlines()]
     assert len(saved) == 1 and saved[0].is_file()
     expected = 64 if name in ("flux_img2img", "sd35_img2img") else 32

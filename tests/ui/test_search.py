@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from tests.ui.conftest import PRIMITIVES
 from tests.ui.helpers import drag, port_center, to_viewport, widget_center
 from ui.search import fitting_port, rank
