@@ -114,7 +114,7 @@ def preview_cost(rounds: int = 8) -> dict[str | None, float]:
     depend on how busy the machine is between runs."""
     from nodegraph.context import RunSettings
     from nodegraph.executor import Executor
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import load_workflow
     from ui.runner import PREVIEW_INTERVAL

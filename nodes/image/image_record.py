@@ -37,7 +37,7 @@ def chosen_indices(ctx: NodeContext, count: int) -> list[int]:
 
 def upstream_seeds(ctx: NodeContext) -> dict[str, dict[str, Any]]:
     """``{node id: {seed parameter: value}}`` of the nodes upstream of this one that have seed parameters."""
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodes.image.metadata import WorkflowView
 
     doc = ctx.workflow

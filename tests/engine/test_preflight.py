@@ -15,9 +15,9 @@ from nodegraph.cli import main
 from nodegraph.errors import WorkflowError
 from nodegraph.executor import Executor
 from nodegraph.graph import Graph
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.preflight import device_problems, output_dir_problems, preflight, torch_gpu_build
-from nodegraph.registry import default_registry
 from nodegraph.workflow import parse_workflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def six_problems(tmp_path: Path) -> dict:
 
 
 EXPECTED = {
-    ("ckpt", "ckpt_name", "model_not_found"),
+    ("ckpt", "ckpt_name", "missing_file"),
     ("lora", "lora_name", "no_model_chosen"),
     ("latent", "width", "invalid_params"),
     ("sampler", "steps", "invalid_params"),
@@ -77,8 +77,8 @@ def test_validate_reports_the_six_common_mistakes_at_once(setup, capsys):
     problems = json.loads(capsys.readouterr().out)
     assert {(p["node"], p["field"], p["code"]) for p in problems} == EXPECTED
     found = {p["code"]: p for p in problems}
-    assert "missing_model.safetensors" in found["model_not_found"]["message"]
-    assert "checkpoints" in found["model_not_found"]["message"]  # the folders searched are named
+    assert "missing_model.safetensors" in found["missing_file"]["message"]
+    assert "checkpoints" in found["missing_file"]["message"]  # the folders searched are named
     assert "demo_sks_ring.safetensors" in found["no_model_chosen"]["expected"]  # what could be chosen
     assert found["invalid_params"]["expected"]  # expected and found are filled in
     assert "CUDA" in found["device_unavailable"]["message"]

@@ -6,8 +6,8 @@ import json
 import random
 
 from nodegraph.graph import Graph
+from nodegraph.installed import default_registry
 from nodegraph.params import SEED_MAX
-from nodegraph.registry import default_registry
 from nodegraph.seed_control import CONTROLS_KEY, apply_controls, control_of, control_problems, next_value, set_control
 from nodegraph.workflow import load_workflow, save_workflow
 

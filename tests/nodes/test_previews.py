@@ -15,8 +15,8 @@ import torch
 from nodegraph.context import RunSettings
 from nodegraph.events import NodeProgress
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import load_workflow, parse_workflow
 from nodes.sampling import previews
