@@ -4,8 +4,8 @@
 module checks what lies outside it and what only a node knows:
 
 - files the workflow names that are missing or may not be read (:mod:`nodegraph.file_checks`: model files
-  with every folder searched, images under the run's read policy), and model and image choices left empty
-  (unless the parameter is declared ``optional``);
+  with every folder searched, images under the run's read policy), and model choices left empty (unless the
+  parameter is declared ``optional``; an image not chosen yet is the node's to report when it runs);
 - parameter combinations a node declares invalid (``@node(check=...)``: steps the scheduler cannot do,
   sizes the VAE cannot encode), reading only the node's own parameters;
 - seed controls that name no seed or no known control (:mod:`nodegraph.seed_control`);
@@ -32,7 +32,7 @@ from nodegraph.errors import Problem
 from nodegraph.graph import Graph, GraphNode
 from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Issue, NodeDef
-from nodegraph.params import ImageFile, ModelFile
+from nodegraph.params import ModelFile
 from nodegraph.registry import Registry
 from nodegraph.seed_control import control_problems
 
@@ -114,8 +114,6 @@ def node_problems(
         value = params.get(param.name)
         if isinstance(param, ModelFile) and value == "" and not param.optional:
             problems.append(_empty_model_problem(node.id, param, folders, listings if listings is not None else {}))
-        elif isinstance(param, ImageFile) and value == "":
-            problems.append(Problem("no_image_chosen", "no image file chosen", node.id, param.name, "an image file", "nothing"))
     if definition.check is not None:
         try:
             issues = list(definition.check(params))

@@ -97,11 +97,12 @@ def standard_vae_kind(config: Any) -> str | None:
     """"sd15", "sdxl", "sd3" or "flux" if ``config`` (a VAE's) is that release's VAE, by architecture, latent
     channels and scaling (None for any other VAE: it gets a fitted map)."""
     get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
-    for key, value in STANDARD_VAE.items():
+    for key, value in STANDARD_VAE.items():  # (getattr on a FrozenDict config: a missing key gives the default)
         found = get(key)
         if (list(found) if isinstance(found, (list, tuple)) else found) != value:
             return None
-    channels, scaling = get("latent_channels"), get("scaling_factor")
+    # configs written before these keys existed (SD1.5's, diffusers 0.6) mean AutoencoderKL's defaults
+    channels, scaling = get("latent_channels", 4), get("scaling_factor", 0.18215)
     for (wanted_channels, wanted_scaling), kind in STANDARD_LATENTS.items():
         if channels == wanted_channels and scaling is not None and math.isclose(scaling, wanted_scaling, rel_tol=1e-4):
             return kind

@@ -74,7 +74,7 @@ def test_problems_panel_lists_problems_with_node_field_expected_found(window, qt
     loader = window.document.add_node("core.CheckpointLoader", params={"ckpt_name": "nowhere.safetensors"})
     window.validate_now()
     (row,) = [p for p in window.problems_panel.problems if p.node == loader]
-    assert row.field == "ckpt_name" and row.found == "'nowhere.safetensors'" and "searched" in row.message
+    assert row.field == "ckpt_name" and row.found == "'nowhere.safetensors'" and "searched" in row.message.lower()
     item = window.problems_panel.tree.topLevelItem(0)
     assert [item.text(i) for i in range(2)] == [loader, "ckpt_name"]
     window.problems_panel.tree.itemClicked.emit(item, 0)
