@@ -47,11 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", choices=("bars", "json", "none"), default=None,
                      help="progress as bars (default on a terminal), JSON lines (one event per line), or none")
     run_options.add_options(run)
+    from nodegraph.run_extras import add_run_options
 
-    validate = sub.add_parser("validate", help="check a workflow without running it")
+    add_run_options(run)
+
+    validate = sub.add_parser("validate", help="check a workflow without running it (what `run` would refuse)")
     validate.add_argument("workflow", type=Path)
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     run_options.add_options(validate, run=False)
+    validate.add_argument("--output", type=Path, default=Path("output"), help="the output folder the run would use")
+    validate.add_argument("--device", default=None, help="the device the run would use (cpu, cuda, cuda:1, mps)")
 
     nodes = sub.add_parser("nodes", help="list the installed node types")
     nodes.add_argument("--json", action="store_true", help="print the full schema of every node type")
@@ -114,6 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.executor import Executor
     from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelConfigError, ModelFolders
+    from nodegraph.run_extras import next_run, option_problems, reproduction, with_previews
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
@@ -127,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except WorkflowError as exc:
         print_problems(exc.problems)
         return EXIT_INVALID
-    problems = apply_text_overrides(graph, registry, args.overrides)
+    problems = apply_text_overrides(graph, registry, args.overrides) + option_problems(args)
     if problems:
         print_problems(problems)
         return EXIT_INVALID
@@ -141,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = args.events or ("bars" if sys.stderr.isatty() else "none")
     from nodegraph.reporting import make_reporter
 
-    reporter = make_reporter(mode)
+    reporter = with_previews(make_reporter(mode), args)
     token = CancelToken()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -154,10 +160,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     threads_before = run_options.thread_idents()
     executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=folders)
     settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph),
-                           paths=run_options.path_policy(args, trusted), allow_nonfinite=args.allow_nonfinite)
+                           paths=run_options.path_policy(args, trusted), allow_nonfinite=args.allow_nonfinite,
+                           preview_interval=args.preview_every if args.previews else None,
+                           only_batch_index=reproduction(args.workflow, graph, args.targets))
     try:
-        result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
+        for index in range(args.repeat):
+            if index:
+                next_run(graph, registry, settings, index, args.repeat)
+            result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
+            reporter.close()
+            reporter.summary(graph, result)
     except WorkflowError as exc:
+        reporter.close()
         print_problems(exc.problems)
         return EXIT_INVALID
     except NodeExecutionError as exc:
@@ -170,16 +184,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_options.end_despite_threads(EXIT_CANCELLED, threads_before)
     finally:
         signal.signal(signal.SIGINT, previous)
-    reporter.close()
-    reporter.summary(graph, result)
     return run_options.end_despite_threads(EXIT_OK, threads_before)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from nodegraph.errors import WorkflowError
-    from nodegraph.file_checks import input_problems
     from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelConfigError, ModelFolders
+    from nodegraph.preflight import preflight
     from nodegraph.validation import validate
 
     bad_limit = run_options.apply_limits(args)
@@ -198,8 +210,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         error(str(exc))
         return EXIT_INVALID
     problems = validate(graph, registry)
-    if not problems:  # the files it names: missing ones are reported now, not minutes into a run
-        problems = input_problems(graph, registry, run_options.path_policy(args).with_roots(*folders.all_folders()), folders)
+    # what `run` checks before any model loads, all at once: the files it names, empty choices, declared parameter
+    # checks, seed controls, the device, the output folder
+    problems += preflight(graph, registry, folders, device=args.device, output_dir=args.output,
+                          policy=run_options.path_policy(args).with_roots(*folders.all_folders()))
     if problems:
         print_problems(problems, args.json)
         return EXIT_INVALID

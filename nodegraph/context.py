@@ -48,6 +48,12 @@ class RunSettings:
     paths: PathPolicy | None = None
     allow_nonfinite: bool = False  # keep NaN/infinite images and latents instead of failing the node
 
+    # Seconds between live previews of a sampler's current estimate (nodes.sampling.previews); None: none.
+    preview_interval: float | None = None
+    # Output node id -> the one image of its batch it writes: ``nodegraph run image.png`` reproduces image k of
+    # a batch by running the batch as it ran (the noise of image k depends on the whole batch) and keeping k.
+    only_batch_index: dict[str, int] = field(default_factory=dict)
+
     def path_policy(self, folders: ModelFolders | None = None) -> PathPolicy:
         """The run's read policy, with the output folder and the model folders added to what it may read."""
         from nodegraph.paths import PathPolicy
@@ -79,6 +85,7 @@ class NodeContext:
         self.runtime = runtime
         self.folders = folders
         self.params = resolved_params or {}
+        self.files: list[str] = []  # what the node wrote (reported in its NodeFinished event)
 
     @property
     def output_dir(self) -> Path:
@@ -104,6 +111,10 @@ class NodeContext:
         self._emit(NodeProgress(self.node_id, self.node_type, step, total, message, preview))
         self._token.check()
 
+    def report_load(self, done: int, total: int, message: str) -> None:
+        """Bytes of a model load read so far (called through nodegraph.loading while a loader runs)."""
+        self.progress(done, total, message=message)
+
     def check_cancelled(self) -> None:
         """Raise :class:`~nodegraph.errors.Cancelled` if the run was cancelled."""
         self._token.check()
@@ -111,6 +122,15 @@ class NodeContext:
     @property
     def cancelled(self) -> bool:
         return self._token.cancelled
+
+    def saved_file(self, path: str | Path) -> None:
+        """Report a file this node wrote: ``--events json`` and the editor's gallery list it."""
+        self.files.append(str(path))
+
+    @property
+    def preview_interval(self) -> float | None:
+        """Seconds between live previews the run asks for (None: the run wants none)."""
+        return self.settings.preview_interval
 
     def log(self, message: str, level: str = "info") -> None:
         """Show a message to the user (terminal, JSON events, the editor's log panel)."""

@@ -25,6 +25,8 @@ class RunStarted(Event):
     kind: ClassVar[str] = "run_started"
     nodes: tuple[str, ...]
     targets: tuple[str, ...]
+    # node id -> [kind, amount] for the nodes that will run (nodegraph.progress): what the overall bar weighs
+    work: dict[str, tuple[str, float]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class NodeFinished(Event):
     node: str
     type: str
     seconds: float
+    files: tuple[str, ...] = ()  # files the node wrote (Save Image's PNGs), as it reported them
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class NodeFailed(Event):
     message: str
     error_type: str
     inputs: dict[str, str] = field(default_factory=dict)
+    field: str = ""  # the input or parameter the node blamed (NodeInputError), if any
 
 
 @dataclass(frozen=True)

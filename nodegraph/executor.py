@@ -31,14 +31,18 @@ from nodegraph.events import (
     RunStarted,
 )
 from nodegraph.graph import Graph, GraphNode, input_socket, topological_order
+from nodegraph.loading import reporting_load
 from nodegraph.model_folders import ModelFolders, fingerprint_path
 from nodegraph.modes import never_runs, resolve_modes
 from nodegraph.node import NodeDef
 from nodegraph.output_checks import check_outputs
 from nodegraph.params import ImageFile, ModelFile, ParamError
 from nodegraph.paths import resolve_read
+from nodegraph.preflight import preflight
+from nodegraph.progress import BYTES, Work, estimate_work
 from nodegraph.registry import Registry
 from nodegraph.runtime import Runtime
+from nodegraph.summary import summarize
 from nodegraph.types import FLOAT, SocketType
 from nodegraph.validation import validate
 
@@ -77,23 +81,6 @@ def default_targets(graph: Graph, registry: Registry) -> list[str]:
         return outputs
     read = {link.source for link in graph.links()}
     return [n for n in graph.nodes if n not in read and not never_runs(registry.get(graph.nodes[n].type))]
-
-
-def summarize(value: Any) -> str:
-    """A one-line description of a value, for failure reports (never raises: the value may be hostile)."""
-    shape = getattr(value, "shape", None)
-    if shape is not None and hasattr(value, "dtype"):
-        device = getattr(value, "device", "")
-        return f"{type(value).__name__}{list(shape)} {value.dtype} {device}".strip()
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"int of about {int(value.bit_length() * 0.30103) + 1} digits"
-    if isinstance(value, str) and len(value) > 80:
-        return repr(value[:77]) + f"... ({len(value)} characters)"
-    try:
-        text = repr(value)
-    except Exception as exc:  # a broken __repr__, or a number too long to print
-        return f"{type(value).__name__} (not printable: {type(exc).__name__})"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def failure_message(exc: BaseException) -> str:
@@ -157,20 +144,21 @@ class Executor:
         target_list = [t for t in target_list if t in graph.nodes]
         needed = needed_nodes(graph, target_list)
         problems = [p for p in validate(written, self.registry) if p.node in needed or p.code == "cycle"]
-        if not problems:  # files named by the workflow: missing or refused before anything loads
-            from nodegraph.file_checks import input_problems
-
-            problems = input_problems(graph, self.registry, settings.path_policy(self.folders), self.folders, needed)
+        order, _ = topological_order(graph, needed)
+        # before any model loads, all at once: files that are missing or may not be read, empty model choices,
+        # declared parameter checks, seed controls, the device, the output folder
+        problems += preflight(graph, self.registry, self.folders, nodes=order, device=settings.device or self.runtime.requested_device,
+                              output_dir=settings.output_dir, policy=settings.path_policy(self.folders))
         if problems:
             raise WorkflowError(problems)
-        order, _ = topological_order(graph, needed)
         started = time.perf_counter()
 
         keys: dict[str, str] = {}
+        file_bytes: dict[str, int] = {}
         for node_id in order:
             node = graph.nodes[node_id]
             try:
-                keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings)  # type: ignore[arg-type]
+                keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings, file_bytes)  # type: ignore[arg-type]
             except (Exception, SystemExit) as exc:  # a missing file, or a plugin's fingerprint hook failing
                 message = str(exc) if isinstance(exc, (OSError, ValueError)) else failure_message(exc)
                 emit(RunStarted((node_id,), tuple(target_list)))
@@ -199,7 +187,8 @@ class Executor:
         target_set = set(target_list)
 
         result = RunResult(outputs={}, skipped=skipped)
-        emit(RunStarted(tuple(order), tuple(target_list)))
+        work = {n: self._work(graph.nodes[n], file_bytes.get(n, 0)) for n in order if n in to_run}
+        emit(RunStarted(tuple(order), tuple(target_list), {n: (w.kind, w.amount) for n, w in work.items()}))
         current = ""
         try:
             # Nodes not run are reported as cached: their result is up to date, whether it was read from the
@@ -212,7 +201,7 @@ class Executor:
                     result.cached.append(node_id)
                     emit(NodeCached(node_id, node.type))
                     continue
-                values[node_id] = self._run_node(node, keys[node_id], values, result, emit, token, settings)
+                values[node_id] = self._run_node(node, keys[node_id], values, result, emit, token, settings, work[node_id])
                 for src, _ in node.inputs.values():
                     readers_left[src] -= 1
                     if readers_left[src] == 0 and src not in target_set:
@@ -237,6 +226,7 @@ class Executor:
         emit: EventSink,
         token: CancelToken,
         settings: RunSettings,
+        work: Work | None = None,
     ) -> dict[str, Any]:
         definition = self.registry.get(node.type)
         assert definition is not None  # validated before the run
@@ -258,25 +248,37 @@ class Executor:
                     except ParamError as exc:
                         raise NodeInputError(f"the value linked into {name!r} is invalid: {exc}", name) from None
             ctx.params = {k: kwargs[k] for k in params}
-            outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            if work is not None and work.kind == BYTES:  # a loader: reading its files reports progress
+                with reporting_load(int(work.amount), _load_message(node, definition, params), ctx.report_load):
+                    outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            else:
+                outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
             check_outputs(definition, outputs, settings.allow_nonfinite)
         except Cancelled:
             raise
         except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the run silently
             message = failure_message(exc)
             inputs = {name: summarize(kwargs.get(name)) for name in node.inputs if name in kwargs}
-            emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs))
+            emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs, getattr(exc, "field", "") or ""))
             raise NodeExecutionError(node.id, node.type, message) from exc
         seconds = time.perf_counter() - begin
         result.executed.append(node.id)
         result.timings[node.id] = seconds
-        emit(NodeFinished(node.id, node.type, seconds))
+        emit(NodeFinished(node.id, node.type, seconds, tuple(ctx.files)))
         for victim in self.cache.put(key, CacheEntry(node.id, node.type, outputs, estimate_nbytes(outputs))):
             reason = "larger than the cache" if victim.outputs is outputs else "least recently used"
             emit(CacheEvicted(victim.node, victim.type, victim.nbytes, reason))
         return outputs
 
-    def _key(self, node: GraphNode, definition: NodeDef, keys: dict[str, str], settings: RunSettings) -> str:
+    def _work(self, node: GraphNode, nbytes: int) -> Work:
+        definition = self.registry.get(node.type)
+        assert definition is not None  # validated before the run
+        own = {k: v for k, v in _params_of(node, definition).items() if k not in node.inputs}
+        return estimate_work(definition.work, own, nbytes)
+
+    def _key(
+        self, node: GraphNode, definition: NodeDef, keys: dict[str, str], settings: RunSettings, file_bytes: dict[str, int] | None = None
+    ) -> str:
         params = _params_of(node, definition)
         fingerprints: dict[str, Any] = {}
         for param in definition.params:
@@ -286,6 +288,8 @@ class Executor:
             try:
                 if isinstance(param, ModelFile) and value:
                     fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
+                    if file_bytes is not None:  # what the overall progress weighs a loader by
+                        file_bytes[node.id] = file_bytes.get(node.id, 0) + int(fingerprints[param.name][1])
                 elif isinstance(param, ImageFile) and value:
                     fingerprints[param.name] = _file_digest(resolve_read(settings.path_policy(self.folders), value,
                                                                          param.name, "image file"))
@@ -300,6 +304,12 @@ class Executor:
             [node.type, node.version, own, fingerprints, upstream], sort_keys=True, default=repr, separators=(",", ":")
         )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _load_message(node: GraphNode, definition: NodeDef, params: dict[str, Any]) -> str:
+    names = [str(params[p.name]).replace("\\", "/").rsplit("/", 1)[-1] for p in definition.params
+             if isinstance(p, ModelFile) and params.get(p.name) and p.name not in node.inputs]
+    return "loading " + ", ".join(names) if names else "loading"
 
 
 def _params_of(node: GraphNode, definition: NodeDef) -> dict[str, Any]:

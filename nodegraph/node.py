@@ -19,7 +19,7 @@ its outputs: a dict by output name, a tuple in declaration order, or the bare va
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,8 +75,20 @@ class Output:
         }
 
 
+@dataclass(frozen=True)
+class Issue:
+    """A parameter combination a node's declared ``check`` refuses (see :func:`node`)."""
+
+    field: str
+    message: str
+    expected: str = ""
+    found: str = ""
+
+
 Migration = Callable[[int, dict[str, Any]], dict[str, Any]]
 Fingerprint = Callable[[dict[str, Any], "NodeContext"], Any]
+ParamCheck = Callable[[dict[str, Any]], Iterable[Issue]]
+WorkEstimate = Callable[[dict[str, Any]], float]
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,8 @@ class NodeDef:
     output_node: bool = False
     migrate: Migration | None = None
     fingerprint: Fingerprint | None = None
+    check: ParamCheck | None = None
+    work: WorkEstimate | None = None
     source: str = "builtin"
     field_index: dict[str, Input | Param] = field(default_factory=dict, compare=False, repr=False)
 
@@ -167,6 +181,8 @@ def node(
     output_node: bool = False,
     migrate: Migration | None = None,
     fingerprint: Fingerprint | None = None,
+    check: ParamCheck | None = None,
+    work: WorkEstimate | None = None,
 ) -> Callable[[Callable[..., Any]], NodeDef]:
     """Declare a node type from a function. See the module docstring for the calling convention.
 
@@ -174,6 +190,13 @@ def node(
     explicit targets evaluates them and everything they need. ``migrate(old_version, params)`` upgrades
     parameters saved by an older version. ``fingerprint(params, ctx)`` returns something hashable that
     changes when an external input the node reads changes (a file's content, say).
+
+    ``check(params)`` finds parameter combinations that cannot work before anything runs (steps the scheduler
+    cannot do, a size the VAE cannot encode): it reads only the node's own parameters (those not driven by a
+    link are in ``params``) and yields :class:`Issue` s. It must be cheap and must not import torch:
+    ``nodegraph validate``, ``nodegraph run`` and the editor's marks call it. ``work(params)`` estimates
+    the node's work in sampler steps, for the overall progress bar (nodes with model files are weighed by
+    their bytes without it).
     """
 
     def wrap(fn: Callable[..., Any]) -> NodeDef:
@@ -190,6 +213,8 @@ def node(
             output_node=output_node,
             migrate=migrate,
             fingerprint=fingerprint,
+            check=check,
+            work=work,
         )
 
     return wrap

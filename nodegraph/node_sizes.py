@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nodegraph.params import Bool, Text
-from nodegraph.types import IMAGE, STRING
+from nodegraph.types import IMAGE, LATENT, MODEL, STRING
 
 Size = tuple[float, float]
 Rect = tuple[float, float, float, float]  # x, y, width, height
@@ -40,9 +40,12 @@ IMAGE_BOX_TYPES: set[str] = {"core.LoadImage"}
 
 
 def wants_image_box(definition: Any) -> bool:
-    """Output nodes that receive images (Save, Preview) and the types listed in :data:`IMAGE_BOX_TYPES`."""
+    """Output nodes that receive images (Save, Preview), samplers (a MODEL in, a LATENT out: their live preview)
+    and the types listed in :data:`IMAGE_BOX_TYPES`."""
     receives = any(i.type.name == IMAGE.name for i in definition.inputs)
-    return definition.id in IMAGE_BOX_TYPES or (definition.output_node and receives)
+    samples = (any(i.type.name == MODEL.name for i in definition.inputs)
+               and any(o.type.name == LATENT.name for o in definition.outputs))
+    return definition.id in IMAGE_BOX_TYPES or (definition.output_node and receives) or samples
 
 
 def wants_text_box(definition: Any) -> bool:

@@ -238,6 +238,7 @@ class ModelFile(Param):
     folder: str = "checkpoints"
     extensions: tuple[str, ...] = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
     allow_directories: bool = False
+    optional: bool = False  # may stay empty (preflight reports an empty choice only when it is not)
 
     kind: ClassVar[str] = "model_file"
     socket_type: ClassVar[SocketType] = STRING
@@ -252,6 +253,7 @@ class ModelFile(Param):
             "folder": self.folder,
             "extensions": list(self.extensions),
             "allow_directories": self.allow_directories,
+            "optional": self.optional,
         }
 
 

@@ -8,6 +8,7 @@ gigabytes), and a chunk that claims more bytes than the file holds ends the scan
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -17,6 +18,7 @@ import nodegraph.limits as limits
 from nodegraph.errors import Problem, WorkflowError
 
 WORKFLOW_KEY = "nodegraph.workflow"
+IMAGE_KEY = "nodegraph.image"  # which image of a batch a file is: {"node", "batch_index", "batch_size", "seeds"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_KINDS = (b"tEXt", b"zTXt", b"iTXt")
 
@@ -105,3 +107,39 @@ def workflow_from_png(data: bytes, path: Path | str = "<png>") -> Any:
         return parse_json(text, f"the workflow in {path}").value
     except JsonInputError as exc:
         raise WorkflowError([Problem("bad_json", str(exc))]) from None
+
+
+def image_record(data: bytes | BinaryIO) -> dict[str, Any] | None:
+    """The ``nodegraph.image`` record of a PNG saved by Save Image (bytes, or a stream read only up to its text
+    chunks); None for other files or a damaged record."""
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    try:
+        text = read_text_chunks(stream, "the PNG", {IMAGE_KEY}).get(IMAGE_KEY)
+    except limits.LimitExceeded:
+        return None
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("node"), str):
+        return None
+    index, size = record.get("batch_index"), record.get("batch_size")
+    if not (isinstance(index, int) and isinstance(size, int) and 0 <= index < size):
+        return None
+    return record
+
+
+def add_text_chunks(png: bytes, chunks: dict[str, str]) -> bytes:
+    """``png`` with compressed UTF-8 text chunks (iTXt) added before its image data (for images written by
+    other code, such as the editor's Save As, that should carry their workflow too)."""
+    if not png.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    (length,) = struct.unpack(">I", png[8:12])
+    end_of_header = 8 + 12 + length  # the signature, then the IHDR chunk
+    extra = b""
+    for key, value in chunks.items():
+        body = key.encode("latin-1") + b"\0" + b"\1\0" + b"\0" + b"\0" + zlib.compress(value.encode("utf-8"))
+        extra += struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(">I", zlib.crc32(b"iTXt" + body) & 0xFFFFFFFF)
+    return png[:end_of_header] + extra + png[end_of_header:]

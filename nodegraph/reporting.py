@@ -14,7 +14,6 @@ from nodegraph.events import (
     NodeFinished,
     NodeLog,
     NodeProgress,
-    NodeStarted,
     RunStarted,
 )
 
@@ -47,30 +46,44 @@ class JsonReporter(Reporter):
 
 
 class BarReporter(Reporter):
-    """A bar for the whole run and one for the node that reports steps, drawn with tqdm on stderr."""
+    """Two bars on stderr, drawn with tqdm: the whole run (weighted by each node's work, with an ETA: the same
+    numbers as the editor's status bar, from :class:`~nodegraph.progress.RunProgress`) and the node that
+    reports progress (sampler steps, or the bytes of a model being loaded)."""
 
     def __init__(self) -> None:
         from tqdm import tqdm
 
+        from nodegraph.progress import RunProgress
+
         self._tqdm = tqdm
+        self.progress = RunProgress()
         self._run: Any = None
         self._step: Any = None
+        self._step_key: tuple[str, int, str] | None = None
 
     def __call__(self, event: Event) -> None:
+        self.progress.update(event)
         if isinstance(event, RunStarted):
-            self._run = self._tqdm(total=len(event.nodes), desc="workflow", unit="node", file=sys.stderr, position=0)
-        elif isinstance(event, NodeStarted) and self._run is not None:
-            self._run.set_postfix_str(event.node)
+            self.close()
+            # "{unit}" carries the node and the ETA: tqdm would put ", " before a postfix
+            self._run = self._tqdm(total=100, desc="workflow", unit="", file=sys.stderr, position=0,
+                                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {unit}")
         elif isinstance(event, NodeProgress):
-            if self._step is None or self._step.total != event.total:
+            loading = event.message.startswith("loading")
+            key = (event.node, event.total, event.message if loading else "")
+            if self._step is None or self._step_key != key:
                 self._close_step()
-                self._step = self._tqdm(total=event.total, desc=event.node, unit="step", file=sys.stderr, position=1, leave=False)
+                self._step_key = key
+                if loading:
+                    self._step = self._tqdm(total=event.total, desc=event.message, unit="B", unit_scale=True,
+                                            file=sys.stderr, position=1, leave=False)
+                else:
+                    self._step = self._tqdm(total=event.total, desc=event.node, unit="step", file=sys.stderr,
+                                            position=1, leave=False)
             self._step.n = event.step
             self._step.refresh()
         elif isinstance(event, (NodeFinished, NodeCached)):
             self._close_step()
-            if self._run is not None:
-                self._run.update(1)
         elif isinstance(event, NodeLog):
             self._tqdm.write(f"[{event.node}] {event.level}: {event.message}" if event.level != "info" else f"[{event.node}] {event.message}", file=sys.stderr)
         elif isinstance(event, NodeFailed):
@@ -78,15 +91,29 @@ class BarReporter(Reporter):
             self._tqdm.write(f"[{event.node}] failed: {event.message}", file=sys.stderr)
         elif isinstance(event, CacheEvicted):
             pass
+        self._draw_run()
+
+    def _draw_run(self) -> None:
+        if self._run is None:
+            return
+        from nodegraph.progress import format_eta
+
+        progress = self.progress
+        self._run.n = round(progress.fraction * 100, 1)
+        parts = [progress.current, format_eta(progress.eta)] if not progress.outcome else [progress.outcome]
+        self._run.unit = " · ".join(p for p in parts if p)
+        self._run.refresh()
 
     def _close_step(self) -> None:
         if self._step is not None:
             self._step.close()
             self._step = None
+            self._step_key = None
 
     def close(self) -> None:
         self._close_step()
         if self._run is not None:
+            self._draw_run()
             self._run.close()
             self._run = None
 

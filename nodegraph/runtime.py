@@ -169,6 +169,11 @@ class Runtime:
         self._move = move
 
     @property
+    def requested_device(self) -> str | None:
+        """The device asked for (None: pick the best), without resolving it (which would import torch)."""
+        return self._requested_device
+
+    @property
     def device(self) -> str:
         if self._device is None:
             self._device = pick_device(self._requested_device)

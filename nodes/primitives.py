@@ -206,6 +206,9 @@ def int_math(ctx: NodeContext, a: int | None, b: int | None, operation: str, a_v
     output_node=True,
 )
 def show(ctx: NodeContext, value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    from nodegraph.summary import summarize
+
+    # tensors and models as their shape, dtype and device: printing their numbers helps nobody
+    text = value if isinstance(value, str) else summarize(value, limit=400)
     ctx.log(text)
     return text

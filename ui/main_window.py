@@ -13,6 +13,7 @@ from nodegraph.errors import Problem
 from nodegraph.executor import Executor
 from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
+from nodegraph.preflight import preflight
 from nodegraph.registry import Registry
 from nodegraph.validation import validate
 from ui.canvas import Canvas
@@ -22,6 +23,7 @@ from ui.image_panel import ImagePanel
 from ui.palette import Palette, TabSearch
 from ui.plugins_dialog import PluginsDialog
 from ui.runner import RunController
+from ui.widgets import ModelFileWidget
 from ui.window_actions import WindowActions
 from ui.window_editing import CLIPBOARD_MIME, WindowEditing
 from ui.window_files import IMAGE_SUFFIXES, WORKFLOW_FILTER, WindowFiles, image_loader_type, png_has_workflow
@@ -100,6 +102,7 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
 
         self._build_actions()
         self._wire()
+        self._install_running()  # the queue, problems and gallery panels (ui.window_running)
         self.setAcceptDrops(True)
         self.resize(1500, 900)
         if remember_layout:
@@ -182,9 +185,7 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
     # -- files -----------------------------------------------------------------------------------
 
     def _on_reset(self) -> None:
-        if self.runner.running:
-            self.runner.stop()  # its node ids belong to the graph that was just replaced
-        self.image_panel.clear()
+        self.clear_run_status()  # queued runs go on; their node states belong to the previous graph
         self.validate_now(log=True)
         QTimer.singleShot(0, self.fit_all)
 
@@ -195,6 +196,9 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
         list the problems in the log panel (after opening a file or reloading plugins, not after each edit)."""
         self._validation.stop()
         self.problems = validate(self.document.graph, self.registry)
+        # what a run would refuse before loading any model: missing model files, declared checks, seed controls
+        self.problems += preflight(self.document.graph, self.registry, self.folders, lister=ModelFileWidget.lister)
+        self.problems_panel.set_checks(self.problems)
         by_node: dict[str, list[str]] = {}
         for problem in self.problems:
             if problem.node:

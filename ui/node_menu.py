@@ -118,7 +118,7 @@ def build_node_menu(window: Any, node_id: str) -> QMenu:
 
     run = menu.addAction("Run This Node", lambda: window.run_node(node_id))
     run.setStatusTip("Run this node and the nodes it needs; nothing downstream")
-    run.setEnabled(not window.runner.running and definition is not None)
+    run.setEnabled(definition is not None)  # during a run it is queued
     menu.addSeparator()
     for text, mode, keys, tip in (
         ("Bypass", BYPASS, "Ctrl+B", "Skip the node: each input passes on to the first output of its type"),

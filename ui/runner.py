@@ -2,7 +2,9 @@
 
 One :class:`~nodegraph.Executor` lives as long as the window, so its cache carries over between runs:
 running again after a change recomputes only what the change touched. The worker turns image tensors
-into ``QImage`` (numpy, off the GUI thread); the GUI thread only makes pixmaps of them.
+into ``QImage`` (numpy, off the GUI thread); the GUI thread only makes pixmaps of them. It also follows the
+run's overall progress (:class:`~nodegraph.progress.RunProgress`: weighted by each node's work, with an ETA)
+and asks samplers for live previews every :data:`PREVIEW_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from nodegraph.context import CancelToken, RunSettings
-from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
+from nodegraph.errors import Cancelled, NodeExecutionError, Problem, WorkflowError
 from nodegraph.events import (
     CacheEvicted,
     Event,
@@ -28,17 +30,22 @@ from nodegraph.events import (
     NodeLog,
     NodeProgress,
     NodeStarted,
+    RunFailed,
     RunStarted,
 )
-from nodegraph.executor import Executor, default_targets, needed_nodes, summarize
+from nodegraph.executor import Executor, default_targets, needed_nodes
 from nodegraph.graph import Graph
+from nodegraph.progress import RunProgress
 from nodegraph.registry import Registry
+from nodegraph.summary import summarize
 from nodegraph.types import IMAGE
 from nodegraph.workflow import to_document
+from ui.run_images import ImageEntry, collect_images
 
 MAX_PREVIEW_EDGE = 1024
 # node progress arrives as fast as a node can call ctx.progress; the GUI needs a few updates a second
 PROGRESS_INTERVAL = 0.05
+PREVIEW_INTERVAL = 0.25  # seconds between two live previews of a sampler
 GUI_SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while the other waits, during runs
 
 
@@ -79,8 +86,8 @@ def to_qimages(value: Any, limit: int = 4) -> list[QImage]:
 def image_producers(graph: Graph, registry: Registry, targets: list[str]) -> dict[str, list[tuple[str, str]]]:
     """For each node whose image the editor shows: where its image comes from, as (node, output) pairs.
 
-    A node with IMAGE outputs shows its own; an output node with an IMAGE input (Save, Preview) shows
-    the image it received.
+    An output node with an IMAGE input (Save, Preview) shows the image it received; another node with IMAGE
+    outputs shows its own.
     """
     needed = needed_nodes(graph, targets)
     shown: dict[str, list[tuple[str, str]]] = {}
@@ -93,29 +100,42 @@ def image_producers(graph: Graph, registry: Registry, targets: list[str]) -> dic
         received = [
             node.inputs[i.name] for i in definition.inputs if i.type.name == IMAGE.name and i.name in node.inputs
         ]
-        if own or (definition.output_node and received):
-            shown[node_id] = own or received
+        if definition.output_node and received:
+            shown[node_id] = received  # what it received (Preview Image also passes it on: the same pixels)
+        elif own:
+            shown[node_id] = own
     return shown
 
 
 class RunController(QObject):
-    """Starts runs on a worker thread; one run at a time."""
+    """Starts runs on a worker thread; one run at a time (:class:`~ui.run_queue.RunQueue` lines them up)."""
 
     run_started = Signal(list)  # node ids in order
     node_state = Signal(str, str, str)  # node id, state (running, cached, done, failed), message
-    node_progress = Signal(str, int, int)
-    node_images = Signal(str, list)  # node id, [QImage]
+    node_progress = Signal(str, int, int, str)  # node id, step, total, message ("loading x.safetensors")
+    node_preview = Signal(str, QImage)  # a sampler's live preview of its current estimate
+    node_images = Signal(str, list)  # node id, [QImage]: what the node shows in its own image box
+    images_ready = Signal(list)  # [ImageEntry]: the run's images, each once, with the workflow that made them
     node_text = Signal(str, str)  # an output node's text result (Show Value)
     log = Signal(str, str)  # level, message
+    progress = Signal(float, object, str)  # the run's fraction 0..1, seconds left (None: unknown), what runs now
+    problems = Signal(list)  # [Problem]: why the run could not start, or which node failed and why
     run_finished = Signal(str, str)  # outcome (done, failed, cancelled, invalid), summary
 
     def __init__(self, registry: Registry, executor: Executor | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.registry = registry
         self.executor = executor if executor is not None else Executor(registry)
+        self.preview_interval: float | None = PREVIEW_INTERVAL
+        self.run_id = 0  # set by whoever starts the run (the queue's entry id)
         self._token: CancelToken | None = None
         self._thread: threading.Thread | None = None
+        self._active = False  # from start() until run_finished reaches the GUI thread
         self._last_progress: dict[str, float] = {}
+        self._overall = RunProgress()
+        self._last_overall = 0.0
+        self._last_text = ""
+        self._files: dict[str, tuple[str, ...]] = {}
         # Python's cyclic GC runs in whichever thread happens to allocate. If the worker triggers it, Qt
         # objects that died in the GUI thread (closed nodes, old windows) get destroyed in the worker, which
         # crashes Qt. During a run, collection is done by this GUI-thread timer instead.
@@ -127,6 +147,7 @@ class RunController(QObject):
         self.run_finished.connect(self._after_run)
 
     def _after_run(self, *_: object) -> None:
+        self._active = False  # first of run_finished's slots: the queue may start the next run at once
         sys.setswitchinterval(self._switch_interval)
         self._gc_timer.stop()
         if self._gc_was_enabled:
@@ -134,10 +155,12 @@ class RunController(QObject):
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True from :meth:`start` until the run's end has been reported to the GUI thread."""
+        return self._active
 
     def start(
-        self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None, workflow_path: Any = None
+        self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None, workflow_path: Any = None,
+        run_id: int = 0,
     ) -> bool:
         """Run a snapshot of ``graph`` (its output nodes, or ``targets`` and what they need); returns False if a
         run is already going. Relative input paths are looked up beside ``workflow_path`` (the open file), then in
@@ -147,9 +170,12 @@ class RunController(QObject):
         if self.running:
             return False
         snapshot = graph.copy()  # the user keeps editing while the worker runs
+        self.run_id = run_id
+        self._active = True
         self._token = CancelToken()
         folder = Path(workflow_path).resolve().parent if workflow_path is not None else None
-        settings = RunSettings(workflow=to_document(snapshot), paths=PathPolicy(workflow_dir=folder, confined=False))
+        settings = RunSettings(workflow=to_document(snapshot), paths=PathPolicy(workflow_dir=folder, confined=False),
+                               preview_interval=self.preview_interval)
         if output_dir is not None:
             settings.output_dir = output_dir
         self._gc_was_enabled = gc.isenabled()
@@ -170,13 +196,15 @@ class RunController(QObject):
             self._token.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the worker thread to end (its end is reported to the GUI thread by the event loop)."""
         if self._thread is not None:
             self._thread.join(timeout)
-        return not self.running
+        return self._thread is None or not self._thread.is_alive()
 
     # -- worker thread ---------------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
+        self._overall.update(event)
         if isinstance(event, RunStarted):
             self.run_started.emit(list(event.nodes))
         elif isinstance(event, NodeStarted):
@@ -184,28 +212,43 @@ class RunController(QObject):
         elif isinstance(event, NodeCached):
             self.node_state.emit(event.node, "cached", "from the cache")
         elif isinstance(event, NodeFinished):
+            self._files[event.node] = event.files
             self.node_state.emit(event.node, "done", f"{event.seconds:.2f} s")
         elif isinstance(event, NodeFailed):
             self.node_state.emit(event.node, "failed", event.message)
             inputs = ", ".join(f"{k}={v}" for k, v in event.inputs.items())
             self.log.emit("error", f"{event.node} ({event.type}) failed: {event.message}" + (f" [inputs: {inputs}]" if inputs else ""))
+            self.problems.emit([Problem("node_failed", event.message, event.node, event.field, found=inputs)])
         elif isinstance(event, NodeProgress):
             now = time.monotonic()
             last = self._last_progress.get(event.node, 0.0)
             if event.preview is not None or event.step >= event.total or now - last >= PROGRESS_INTERVAL:
                 self._last_progress[event.node] = now
-                self.node_progress.emit(event.node, event.step, event.total)
+                self.node_progress.emit(event.node, event.step, event.total, event.message)
                 if event.preview is not None:
-                    images = to_qimages(event.preview)
+                    images = to_qimages(event.preview, limit=1)
                     if images:
-                        self.node_images.emit(event.node, images)
+                        self.node_preview.emit(event.node, images[0])
         elif isinstance(event, NodeLog):
             self.log.emit(event.level, f"{event.node}: {event.message}")
         elif isinstance(event, CacheEvicted):
             self.log.emit("info", f"cache: dropped the outputs of {event.node} ({event.nbytes / 2**20:.1f} MiB, {event.reason})")
+        self._report_overall(force=not isinstance(event, NodeProgress))
+
+    def _report_overall(self, force: bool = False) -> None:
+        now = time.monotonic()
+        overall = self._overall
+        text = " · ".join(p for p in (overall.current, overall.message) if p)
+        # a new message ("loading x.safetensors") is shown at once: the next event may be seconds away
+        if not force and text == self._last_text and now - self._last_overall < PROGRESS_INTERVAL:
+            return
+        self._last_overall, self._last_text = now, text
+        self.progress.emit(overall.fraction, overall.eta, text)
 
     def _work(self, graph: Graph, token: CancelToken, settings: RunSettings, chosen: list[str] | None) -> None:
         self._last_progress.clear()
+        self._files = {}
+        started = time.time()
         try:
             targets = list(chosen) if chosen else default_targets(graph, self.registry)
             shown = image_producers(graph, self.registry, targets)
@@ -217,6 +260,7 @@ class RunController(QObject):
                 if problem.node:
                     self.node_state.emit(problem.node, "failed", str(problem))
                 self.log.emit("error", str(problem))
+            self.problems.emit(list(exc.problems))
             self.run_finished.emit("invalid", f"the workflow cannot run: {len(exc.problems)} problem(s)")
             return
         except NodeExecutionError as exc:
@@ -227,6 +271,7 @@ class RunController(QObject):
             return
         except Exception as exc:  # a bug must end the run visibly, never kill the worker silently
             self.log.emit("error", f"{type(exc).__name__}: {exc}")
+            self._overall.update(RunFailed("", 0.0))
             self.run_finished.emit("failed", f"{type(exc).__name__}: {exc}")
             return
         for node_id, pairs in shown.items():
@@ -235,6 +280,11 @@ class RunController(QObject):
                 images.extend(to_qimages(result.outputs.get(src, {}).get(out)))
             if images:
                 self.node_images.emit(node_id, images)
+        entries: list[ImageEntry] = collect_images(
+            graph, self.registry, shown, result, settings.workflow or {}, self._files, self.run_id, started, to_qimages
+        )
+        if entries:
+            self.images_ready.emit(entries)
         for node_id in targets:
             definition = self.registry.get(graph.nodes[node_id].type)
             texts = [v for v in result.outputs.get(node_id, {}).values() if isinstance(v, str)]

@@ -187,15 +187,15 @@ class WindowFiles:
 
     def closeEvent(self, event: QCloseEvent) -> None:
         # a run is stopped only once the user has agreed to close (and to what happens to unsaved changes)
-        if self.runner.running:
+        if self.runner.running or self.queue.pending():
             buttons = QMessageBox.StandardButton
-            answer = self.ask("A run is going", "A run is going. Stop it and close the editor?", buttons.Yes | buttons.Cancel, buttons.Cancel)
+            answer = self.ask("A run is going", "A run is going or queued. Stop it and close the editor?", buttons.Yes | buttons.Cancel, buttons.Cancel)
             if answer != buttons.Yes:
                 event.ignore()
                 return
         if self.maybe_save():
-            if self.runner.running:
-                self.runner.stop()
+            if self.runner.running or self.queue.pending():
+                self.queue.cancel_all()  # the run stops and nothing queued starts while the window closes
                 self.runner.wait(5)
             self.autosave.discard()
             if self.remember_layout:

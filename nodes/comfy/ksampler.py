@@ -171,7 +171,7 @@ def max_denoise(levels: Levels, sigmas: torch.Tensor) -> bool:
 
 
 def comfy_sample(model: ComfyDenoiser, levels: Levels, latent: dict, settings: KSamplerSettings,
-                 sigmas: torch.Tensor, device: Any, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                 sigmas: torch.Tensor, device: Any, on_step: Callable[..., None] | None = None) -> torch.Tensor:
     """Sample ``latent`` (a LATENT dict) along ``sigmas``; returns the result as float32 on the CPU."""
     samples = latent["samples"].to(torch.float32)
     if settings.disable_noise:

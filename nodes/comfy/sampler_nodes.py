@@ -138,6 +138,7 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
         Float("denoise", 1.0, min=0.0, max=1.0, step=0.01, help="1 = from pure noise; lower keeps more of the input."),
     ],
     outputs=[Output("latent", LATENT)],
+    work=lambda p: p.get("steps", 20),  # what the run's progress bar weighs it by
 )
 def ksampler(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, seed: int, steps: int,
              cfg: float, sampler_name: str, scheduler: str, denoise: float) -> dict:
@@ -162,6 +163,7 @@ def ksampler(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_
                help="enable: stop early with the remaining noise (for a second sampler); disable: finish at noise 0."),
     ],
     outputs=[Output("latent", LATENT)],
+    work=lambda p: max(0, min(p.get("end_at_step", 10000), p.get("steps", 20)) - p.get("start_at_step", 0)),
 )
 def ksampler_advanced(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, add_noise: str,
                       noise_seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str, start_at_step: int,

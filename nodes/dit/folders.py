@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodegraph.loading import path_read
 from nodes.dit.handles import FAMILY_LABELS
 
 
@@ -143,6 +144,7 @@ def _load_module(path: Path, name: str, entry: Any, dtype: Any) -> Any:
         import transformers
 
         module = getattr(transformers, class_name).from_pretrained(path / name, dtype=dtype, local_files_only=True)
+    path_read(path / name)  # the loader's progress bar
     return module.eval().requires_grad_(False)
 
 

@@ -76,6 +76,9 @@ def diffusers_model_loader(ctx: NodeContext, model_name: str, dynamic_thresholdi
     if vae is not None:
         vae_handle = VaeHandle(vae, family, float(vae.config.scaling_factor),
                                float(getattr(vae.config, "shift_factor", None) or 0.0))
+    from nodes.sampling.previews import remember_vae
+
+    remember_vae(network, vae_handle)  # live previews of this model map latents to RGB through this VAE
     params = sum(p.numel() for p in network.parameters()) / 1e6
     ctx.log(f"loaded {FAMILY_LABELS[family]} folder {path.name}: {type(network).__name__} {params:.1f}M parameters"
             + (", class-conditional: use Class Label / ImageNet Class" if family == "dit_class" else

@@ -82,20 +82,26 @@ def _output_folder_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
 )
 def save_image(ctx: NodeContext, images: Any, filename_prefix: str) -> str:
     from nodes.image.convert import check_image, tensor_to_pils
+    from nodes.image.image_record import chosen_indices, record_chunks, upstream_seeds
     from nodes.image.output_files import next_number, resolve_prefix, write_new_file
 
     images = check_image(images, "images")
     folder, stem = resolve_prefix(Path(ctx.output_dir), filename_prefix)
     text = _metadata(ctx, width=int(images.shape[2]), height=int(images.shape[1]))
-    pils = tensor_to_pils(images)
+    count = int(images.shape[0])
+    indices = chosen_indices(ctx, count)  # all, or the one image `nodegraph run image.png` reproduces
+    seeds = upstream_seeds(ctx) if text else {}
     number = next_number(folder, stem)
     written: list[Path] = []
-    for index, pil in enumerate(pils):
-        ctx.progress(index, len(pils))
-        target = write_new_file(folder, stem, _png_bytes(pil, text), number)
+    for done, index in enumerate(indices):
+        ctx.progress(done, len(indices))
+        (pil,) = tensor_to_pils(images[index : index + 1])
+        chunks = record_chunks(ctx, text, index, count, seeds)  # each file records its own batch index and seed
+        target = write_new_file(folder, stem, _png_bytes(pil, chunks), number)
         number = int(target.stem.rsplit("_", 1)[-1]) + 1
         written.append(target)
-    ctx.progress(len(pils), len(pils))
+        ctx.saved_file(target)
+    ctx.progress(len(indices), len(indices))
     return "\n".join(str(p) for p in written)
 
 
@@ -159,4 +165,5 @@ def preview_image(ctx: NodeContext, images: Any) -> dict[str, Any]:
         with os.fdopen(fd, "wb") as handle:
             pil.save(handle, format="PNG", compress_level=1)
         paths.append(name)
+        ctx.saved_file(name)
     return {"images": images, "paths": "\n".join(paths)}

@@ -6,7 +6,7 @@ from typing import Any
 
 from nodegraph.context import NodeContext
 from nodegraph.errors import NodeInputError
-from nodegraph.node import Input, Output, node
+from nodegraph.node import Input, Issue, Output, node
 from nodegraph.params import Choice, Float, Int
 from nodegraph.types import LATENT
 
@@ -24,6 +24,20 @@ def _check_multiple(value: int, field: str) -> None:
         )
 
 
+def check_multiples(params: dict[str, Any], fields: tuple[str, ...] = ("width", "height")) -> list[Issue]:
+    """Declared check: pixel sizes the VAE can map to whole latent cells (0 means "not given")."""
+    issues = []
+    for field in fields:
+        value = params.get(field)
+        if isinstance(value, int) and value % LATENT_FACTOR:
+            low = value - value % LATENT_FACTOR
+            issues.append(Issue(field, f"{field} must be a multiple of {LATENT_FACTOR}: the VAE turns each "
+                                f"{LATENT_FACTOR}x{LATENT_FACTOR} pixels into one latent cell",
+                                f"a multiple of {LATENT_FACTOR} (nearest: {low or LATENT_FACTOR} or {low + LATENT_FACTOR})",
+                                str(value)))
+    return issues
+
+
 @node(
     "core.EmptyLatentImage", name="Empty Latent Image", category="latent",
     description=(
@@ -39,6 +53,7 @@ def _check_multiple(value: int, field: str) -> None:
         Int("batch_size", 1, min=1, max=4096, help="How many images to generate at once."),
     ],
     outputs=[Output("latent", LATENT)],
+    check=check_multiples,
 )
 def empty_latent_image(ctx: NodeContext, width: int, height: int, batch_size: int) -> dict:
     import torch
@@ -68,6 +83,7 @@ def empty_latent_image(ctx: NodeContext, width: int, height: int, batch_size: in
         Choice("crop", choices=("disabled", "center"), help="center: trim to the target's aspect ratio first."),
     ],
     outputs=[Output("latent", LATENT)],
+    check=check_multiples,
 )
 def latent_upscale(
     ctx: NodeContext, samples: Any, method: str, width: int, height: int, scale_by: float, crop: str

@@ -6,7 +6,7 @@ from typing import Any
 
 from nodegraph.context import NodeContext
 from nodegraph.errors import NodeInputError
-from nodegraph.node import Input, Output, node
+from nodegraph.node import Input, Issue, Output, node
 from nodegraph.params import Choice, Int, Seed
 from nodegraph.types import IMAGE, LATENT, VAE
 
@@ -106,6 +106,19 @@ def _check_tiling(tile_size: int, overlap: int, factor: int) -> None:
         raise NodeInputError(f"the tile size ({tile_size}) must be a multiple of {factor}", "tile_size")
 
 
+def _tiling_issues(params: dict[str, Any]) -> list[Issue]:
+    """Declared check of the tiled nodes (the SD VAEs' factor of 8; the run checks the VAE's own again)."""
+    tile, overlap = params.get("tile_size"), params.get("overlap")
+    issues = []
+    if isinstance(tile, int) and tile % 8:
+        issues.append(Issue("tile_size", "the tile size must be a multiple of the VAE's factor 8",
+                            "a multiple of 8", str(tile)))
+    if isinstance(tile, int) and isinstance(overlap, int) and overlap >= tile // 2:
+        issues.append(Issue("overlap", "the overlap must be less than half the tile size",
+                            f"less than {tile // 2}", str(overlap)))
+    return issues
+
+
 _TILE_PARAMS = [
     Int("tile_size", 512, min=16, max=4096, step=8, help="Tile side in pixels; smaller uses less memory."),
     Int("overlap", 64, min=0, max=2048, step=8,
@@ -122,6 +135,7 @@ _TILE_PARAMS = [
     inputs=[Input("samples", LATENT), Input("vae", VAE)],
     params=_TILE_PARAMS,
     outputs=[Output("image", IMAGE)],
+    check=_tiling_issues,
 )
 def vae_decode_tiled(ctx: NodeContext, samples: Any, vae: Any, tile_size: int, overlap: int) -> Any:
     from nodes.latent.codec import decode, spatial_factor
@@ -143,6 +157,7 @@ def vae_decode_tiled(ctx: NodeContext, samples: Any, vae: Any, tile_size: int, o
     inputs=[Input("pixels", IMAGE), Input("vae", VAE)],
     params=[*_TILE_PARAMS, Choice("mode", choices=("mode", "sample"), help=_ENCODE_HELP), Seed("seed", 0)],
     outputs=[Output("latent", LATENT)],
+    check=_tiling_issues,
 )
 def vae_encode_tiled(ctx: NodeContext, pixels: Any, vae: Any, tile_size: int, overlap: int, mode: str, seed: int) -> dict:
     from nodes.latent.codec import spatial_factor

@@ -7,7 +7,7 @@ from typing import Any
 
 from nodegraph.context import NodeContext
 from nodegraph.errors import NodeInputError
-from nodegraph.node import Output, node
+from nodegraph.node import Issue, Output, node
 from nodegraph.params import Bool, Choice, ModelFile
 from nodegraph.types import CLIP, MODEL, STRING, VAE
 
@@ -67,6 +67,9 @@ def flow_checkpoint_loader(ctx: NodeContext, ckpt_name: str, load_t5: bool) -> d
         _log_model(ctx, model, f"checkpoint {path.name}")
         for note in parts.notes:
             ctx.warn(note)
+    from nodes.sampling.previews import remember_vae
+
+    remember_vae(model.unet, vae)  # live previews of this model map latents to RGB through this VAE
     return {"model": model, "clip": clip, "vae": vae, "family": model.variant}
 
 
@@ -102,6 +105,14 @@ def flow_transformer_loader(ctx: NodeContext, unet_name: str) -> dict[str, Any]:
 ENCODER_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
+def _needed_encoder_files(params: dict[str, Any]) -> list[Issue]:
+    """Preflight: the files the chosen family needs (clip_g and t5 are optional for one family each)."""
+    family = params.get("type")
+    needed = ("t5",) if family == "flux" else ("clip_g",) if family == "sd3" else ()
+    return [Issue(name, f"{str(family).upper()} needs a {name.replace('_', '-').upper()} file", "a file from the "
+                  "text_encoders folders", "nothing") for name in needed if name in params and not params[name]]
+
+
 @node(
     "core.FlowTextEncoderLoader", name="Load Text Encoders (FLUX / SD3)", category="loaders",
     description="Loads the text encoders of FLUX.1 (CLIP-L + T5-XXL) or SD3 / 3.5 (CLIP-L + CLIP-G, T5-XXL optional) "
@@ -111,11 +122,12 @@ ENCODER_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
     params=[
         Choice("type", "flux", choices=("flux", "sd3"), help="Which family the encoders are for."),
         ModelFile("clip_l", folder="text_encoders", extensions=ENCODER_EXTENSIONS, help="CLIP-L (both families)."),
-        ModelFile("clip_g", folder="text_encoders", extensions=ENCODER_EXTENSIONS, help="CLIP-G (SD3 only)."),
-        ModelFile("t5", folder="text_encoders", extensions=ENCODER_EXTENSIONS,
+        ModelFile("clip_g", folder="text_encoders", extensions=ENCODER_EXTENSIONS, optional=True, help="CLIP-G (SD3 only)."),
+        ModelFile("t5", folder="text_encoders", extensions=ENCODER_EXTENSIONS, optional=True,
                   help="T5-XXL (required for FLUX; optional for SD3, which then runs on CLIP alone)."),
     ],
     outputs=[Output("clip", CLIP)],
+    check=_needed_encoder_files,
 )
 def flow_text_encoder_loader(ctx: NodeContext, type: str, clip_l: str, clip_g: str, t5: str) -> Any:
     from nodes.mmdit.assemble import clip_handle

@@ -214,9 +214,12 @@ def sample(
     return_leftover_noise: bool = True,
     device: Any = "cpu",
     dtype: torch.dtype = torch.float32,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: Callable[..., None] | None = None,
 ) -> torch.Tensor:
-    """Denoise ``latent`` (model space, [B, C, h, w]) and return the result as float32 on the CPU."""
+    """Denoise ``latent`` (model space, [B, C, h, w]) and return the result as float32 on the CPU.
+
+    ``on_step(step, total)`` is called after each step; a callback taking a third argument also gets a function
+    returning the current estimate of the clean latent (for live previews: computed only when called)."""
     if not positive:
         raise ConditioningMismatch("the positive conditioning is empty")
     if span.empty:
@@ -261,6 +264,7 @@ def sample(
         keep_variance = channels is not None and scheduler.config.get("variance_type") in ("learned", "learned_range")
         total = len(timesteps)
         stop_early = span.end < span.steps and not return_leftover_noise
+        wants_denoised = on_step is not None and len(inspect.signature(on_step).parameters) >= 3
         for i, t in enumerate(timesteps):
             x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
             info = StepInfo(i, total, t)
@@ -294,6 +298,8 @@ def sample(
             else:
                 model_output = torch.cat([guided, _average(variances)], dim=1) if keep_variance else guided
                 x = scheduler.step(model_output, t, x, **step_kwargs, return_dict=False)[0]
-            if on_step is not None:
+            if wants_denoised:
+                on_step(i + 1, total, lambda state=state, guided=guided: state.to_x0(guided))
+            elif on_step is not None:
                 on_step(i + 1, total)
     return x.to("cpu", torch.float32)

@@ -70,6 +70,9 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
         vae = VaeHandle(loaded.vae, loaded.family, float(config.scaling_factor),
                         float(getattr(config, "shift_factor", None) or 0.0))
         vae_factor = 2 ** (len(config.block_out_channels) - 1)
+    from nodes.sampling.previews import remember_vae
+
+    remember_vae(loaded.unet, vae)  # live previews of this model map latents to RGB through this VAE
     return {
         "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type,
                              vae_scale_factor=vae_factor),

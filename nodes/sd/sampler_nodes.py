@@ -12,7 +12,7 @@ from nodegraph.errors import NodeInputError
 from nodegraph.node import Input, Output, node
 from nodegraph.params import Bool, Choice, Float, Int, Seed
 from nodegraph.types import CONDITIONING, LATENT, MODEL
-from nodes.sampling.schedulers import SCHEDULER_NAMES
+from nodes.sampling.schedulers import SCHEDULER_NAMES, check_steps, model_calls
 
 SAMPLER_INPUTS = [
     Input("model", MODEL, help="The denoising model (UNet) from a checkpoint loader."),
@@ -33,6 +33,14 @@ def _common_params() -> list:
     ]
 
 
+def _steps_run(steps: Any, denoise: Any) -> int:
+    """Steps a KSampler runs (a linked value counts as the default), as the loop's StepRange computes them."""
+    steps = steps if isinstance(steps, int) else 20
+    if isinstance(denoise, (int, float)) and denoise < 1.0:
+        return min(int(steps * denoise), steps)
+    return steps
+
+
 def _run(
     ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, *, seed: int, steps: int,
     cfg: float, guidance_rescale: float, scheduler: str, denoise: float = 1.0, start_step: int = 0,
@@ -43,6 +51,7 @@ def _run(
     from nodes.sampling.denoiser import UNetDenoiser
     from nodes.sampling.guidance import build_chain
     from nodes.sampling.loop import ConditioningMismatch, StepRange, sample
+    from nodes.sampling.previews import PreviewReporter
     from nodes.sampling.schedulers import make_scheduler
     from nodes.sd.text_encode import patches_applied
 
@@ -92,7 +101,7 @@ def _run(
                 denoiser, sched, samples, positive, negative,
                 seed=seed, span=span, chain=chain, cfg_scale=cfg, add_noise=add_noise,
                 return_leftover_noise=return_leftover_noise, device=device, dtype=dtype,
-                on_step=lambda i, n: ctx.progress(i, n),
+                on_step=PreviewReporter(ctx, model),
             )
     except ConditioningMismatch as exc:  # conditioning that does not fit the model: explain, naming the input
         raise NodeInputError(str(exc), exc.field) from exc
@@ -113,6 +122,8 @@ def _run(
               help="1 = all steps from pure noise; lower keeps more of the input latent (img2img strength)."),
     ],
     outputs=[Output("latent", LATENT)],
+    check=lambda p: check_steps(p.get("steps"), p.get("scheduler")),
+    work=lambda p: model_calls(p.get("scheduler"), _steps_run(p.get("steps", 20), p.get("denoise", 1.0))),
 )
 def ksampler(
     ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, seed: int, steps: int,
@@ -141,6 +152,9 @@ def ksampler(
              help="When stopping early, return the latent with its remaining noise (for a second sampler)."),
     ],
     outputs=[Output("latent", LATENT)],
+    check=lambda p: check_steps(p.get("steps"), p.get("scheduler")),
+    work=lambda p: model_calls(p.get("scheduler"), max(0, min(p.get("end_at_step", 10000), p.get("steps", 20))
+                                                      - p.get("start_at_step", 0))),
 )
 def ksampler_advanced(
     ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, seed: int, steps: int,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodegraph.loading import path_read
 from nodes.sd.architecture import (
     META_CONFIG,
     META_FAMILY,
@@ -277,13 +278,16 @@ def load_diffusers_folder(folder: Path, dtype: Any = None) -> LoadedModel:
     common = {"local_files_only": True}
     try:
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, **common)
+        path_read(folder / "unet")  # the loader's progress bar
         vae_config = AutoencoderKL.load_config(folder, subfolder="vae", **common)
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=vae_dtype(dtype, vae_config),
                                             **common)
+        path_read(folder / "vae")
         encoders, tokenizers = [], []
         for name, kind in zip(fam.text_encoders, fam.tokenizers):
             cls = CLIPTextModel if name == "text_encoder" else CLIPTextModelWithProjection
             encoders.append(cls.from_pretrained(folder, subfolder=name, dtype=dtype, **common))
+            path_read(folder / name)
             token_dir = folder / name.replace("text_encoder", "tokenizer")
             if (token_dir / "vocab.json").is_file():
                 tokenizers.append(CLIPTokenizer.from_pretrained(token_dir, local_files_only=True))

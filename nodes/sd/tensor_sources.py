@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from nodegraph.loading import bytes_read
+
 REOPEN_BYTES = 256 << 20
 
 
@@ -74,6 +76,7 @@ class SafetensorsSource(TensorSource):
             mapped = self._handle.get_tensor(key)
         except Exception as exc:  # safetensors raises its own error types for a damaged body
             raise CheckpointError(f"{self.path.name}: cannot read tensor {key}: {exc}") from None
+        bytes_read(mapped.numel() * mapped.element_size())  # the loader's progress bar
         tensor = self._cast(mapped)
         if tensor is mapped:
             # Kept as it is: backed by the file's (private, copy-on-write) memory map, as diffusers and
@@ -110,6 +113,7 @@ class PickleSource(TensorSource):
 
     def __getitem__(self, key: str) -> Any:
         tensor = self._tensors[key]
+        bytes_read(tensor.numel() * tensor.element_size())
         cast = self._cast(tensor)
         if cast is not tensor:
             self._tensors[key] = cast

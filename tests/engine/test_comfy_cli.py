@@ -79,6 +79,6 @@ def test_validate_and_run_accept_comfyui_files_directly(tmp_path, capsys):
     custom.write_bytes(fixture_bytes("api_custom_nodes.json"))
     assert main(["validate", str(custom), "--json"]) == 2
     problems = json.loads(capsys.readouterr().out)
-    assert {p["node"] for p in problems} == {"6", "8"}
+    assert {p["node"] for p in problems} == {"1", "6", "8"}  # all at once: the unmapped nodes and a missing model
     assert main(["run", str(custom), "--output", str(tmp_path / "out"), "--events", "none"]) == 2
     assert "cannot run here" in capsys.readouterr().err

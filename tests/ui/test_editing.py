@@ -316,7 +316,7 @@ def test_every_parameter_kind_gets_a_widget_that_edits_the_graph(window, registr
     kinds = {name: type(w).__name__ for name, w in widgets.items()}
     assert kinds == {
         "count": "IntWidget", "scale": "FloatWidget", "name": "LineWidget", "prompt": "TextWidget",
-        "flag": "BoolWidget", "mode": "ChoiceWidget", "seed": "SeedWidget", "model": "ModelFileWidget",
+        "flag": "BoolWidget", "mode": "ChoiceWidget", "seed": "SeedControlWidget", "model": "ModelFileWidget",
         "picture": "ImageFileWidget",
     }
     assert {name: w.get_value() for name, w in widgets.items()} == window.document.graph.nodes[node_id].params
