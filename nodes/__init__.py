@@ -18,4 +18,8 @@ BUILTIN_MODULES: list[str] = [
     "nodes.dit.text_nodes",
     "nodes.dit.pixel_nodes",
     "nodes.training.dreambooth_nodes",
+    "nodes.mask.mask_nodes",
+    "nodes.mask.inpaint_nodes",
+    "nodes.mask.compose_nodes",
+    "nodes.upscale.upscale_nodes",
 ]

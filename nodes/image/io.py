@@ -26,12 +26,18 @@ PREVIEW_FOLDER = "nodegraph-preview"
     description=(
         "Reads a PNG, JPEG or WebP file (any format Pillow reads), turned upright by its EXIF orientation. "
         "The mask output is 1 where the image is transparent and 0 where it is opaque (ComfyUI's "
-        "convention, so a transparent area marks what to repaint); images without alpha give an empty mask."
+        "convention, so a transparent area marks what to repaint); images without alpha give an empty mask. "
+        "A mask file chosen beside the image (the mask editor writes one) replaces that mask."
     ),
-    params=[ImageFile("path", "", help="The image file to read.")],
+    params=[
+        ImageFile("path", "", help="The image file to read."),
+        ImageFile("mask_path", "", help=(
+            "Optional mask file for this image: white (or transparent) = repaint. The editor's mask editor "
+            "(right-click the node) draws one and sets it here. Empty: the image's own transparency.")),
+    ],
     outputs=[Output("image", IMAGE), Output("mask", MASK), Output("width", INT), Output("height", INT)],
 )
-def load_image(ctx: NodeContext, path: str) -> dict[str, Any]:
+def load_image(ctx: NodeContext, path: str, mask_path: str = "") -> dict[str, Any]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from nodes.image.convert import pil_to_tensors
@@ -55,7 +61,23 @@ def load_image(ctx: NodeContext, path: str) -> dict[str, Any]:
     if frames > 1:
         ctx.warn(f"{file.name} has {frames} frames; only the first is used")
     image, mask = pil_to_tensors(upright)
+    if mask_path:
+        mask = _mask_file(ctx, mask_path, int(image.shape[1]), int(image.shape[2]))
     return {"image": image, "mask": mask, "width": int(image.shape[2]), "height": int(image.shape[1])}
+
+
+def _mask_file(ctx: NodeContext, mask_path: str, height: int, width: int) -> Any:
+    from nodes.mask.files import read_mask_file
+    from nodes.mask.ops import fit_mask
+
+    try:
+        mask = read_mask_file(mask_path)
+    except ValueError as exc:
+        raise NodeInputError(str(exc), "mask_path") from None
+    mask, note = fit_mask(mask, height, width, "mask_path")
+    if note:
+        ctx.log(note)
+    return mask
 
 
 def _output_folder_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
