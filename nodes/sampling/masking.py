@@ -22,6 +22,10 @@ Where the masked-image latents come from, for inpainting models: the conditionin
 ``concat_mask`` (Inpaint Conditioning, ComfyUI's InpaintModelConditioning), else the latent itself and its
 noise mask (VAE Encode for Inpainting, whose latent is the image with the masked pixels filled grey).
 
+A sampler that stops early and hands its latent on with leftover noise stores the clean image latents under
+``SOURCE_KEY`` in its output, so the sampler that continues (add_noise off) brings the kept region back to the
+image itself rather than to the noisy hand-over.
+
 Other samplers (k-diffusion style, flow matching) reuse :func:`latent_mask`, :func:`noised` and
 :meth:`Inpainting.blend`.
 """
@@ -36,6 +40,9 @@ import torch
 import torch.nn.functional as F
 
 INPAINT_EXTRA_CHANNELS = 5  # mask (1) + masked-image latents (4): SD1.5 / SDXL inpainting UNets take 9
+# LATENT key: the clean latents of the kept region, on a sampler's output that still holds noise (KSampler
+# Advanced with leftover noise), so that the sampler continuing it returns the kept region to the image
+SOURCE_KEY = "source_samples"
 
 
 class MaskError(ValueError):
@@ -162,6 +169,9 @@ def prepare(
     samples: torch.Tensor = latent["samples"]
     batch, _, h, w = samples.shape
     notes: list[str] = []
+    # A latent handed on with leftover noise carries the clean latents its kept region returns to
+    source = latent.get(SOURCE_KEY)
+    known = source if isinstance(source, torch.Tensor) and source.shape == samples.shape else samples
     noise_mask = latent.get("noise_mask")
     mask = latent_mask(noise_mask, (h, w), batch) if noise_mask is not None else None
     concat_source = _conditioning_concat(positive) or _conditioning_concat(negative)
@@ -171,7 +181,7 @@ def prepare(
                          "latent's noise mask")
         if mask is None:
             return None, notes
-        return Inpainting(mask, samples, blend=True), notes
+        return Inpainting(mask, known, blend=True), notes
     if concat_source is not None:
         image_latents, pixel_mask = concat_source
         image_latents = image_latents.to("cpu", torch.float32)
@@ -190,7 +200,7 @@ def prepare(
             "this is an inpainting model (9 input channels): it needs a mask and the masked image. Encode the image "
             "with 'VAE Encode (for Inpainting)', or give the prompts to 'Inpaint Conditioning'"
         )
-    return Inpainting(mask, samples, blend=False, concat=torch.cat([concat_mask, masked], dim=1)), notes
+    return Inpainting(mask, known, blend=False, concat=torch.cat([concat_mask, masked], dim=1)), notes
 
 
 def describe_coverage(inpainting: Inpainting) -> str | None:

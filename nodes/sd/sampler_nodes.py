@@ -105,7 +105,11 @@ def _run(
     except ConditioningMismatch as exc:  # conditioning that does not fit the model: explain, naming the input
         raise NodeInputError(str(exc), exc.field) from exc
     # by output name (a bare dict would be read as outputs by name); other LATENT keys travel along
-    return {"latent": {**latent_image, "samples": result}}
+    latent = {**latent_image, "samples": result}
+    latent.pop(masking.SOURCE_KEY, None)
+    if inpainting is not None and inpainting.blend and span.end < span.steps and return_leftover_noise:
+        latent[masking.SOURCE_KEY] = inpainting.image  # still noisy: the next sampler needs the clean image
+    return {"latent": latent}
 
 
 @node(

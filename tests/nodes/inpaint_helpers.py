@@ -89,3 +89,22 @@ def write_soft_mask(path: Path) -> Path:
     ramp = np.clip(np.linspace(-40, 300, SIZE), 0, 255).astype(np.uint8)
     Image.fromarray(np.tile(ramp, (SIZE, 1)), "L").save(path)
     return path
+
+
+_SHARED: dict[str, dict[str, Path]] = {}
+
+
+def shared_files(tmp_path_factory) -> dict[str, Path]:
+    """The models and images above, written once per test session (several test modules use them)."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _SHARED:
+        root = tmp_path_factory.mktemp("inpaint")
+        write_models(root / "models")
+        _SHARED[key] = {
+            "root": root,
+            "models": root / "models",
+            "image": write_image(root / "image.png"),
+            "binary": write_binary_mask(root / "binary_mask.png"),
+            "soft": write_soft_mask(root / "soft_mask.png"),
+        }
+    return _SHARED[key]

@@ -23,10 +23,7 @@ from tests.nodes.inpaint_helpers import (
     FOLDER_9,
     SIZE,
     config_dir,
-    write_binary_mask,
-    write_image,
-    write_models,
-    write_soft_mask,
+    shared_files,
 )
 from tests.nodes.sd_workflow_helpers import make_executor, n, run_workflow
 
@@ -55,15 +52,7 @@ def assert_same(ours: np.ndarray, expected: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inpaint")
-    write_models(root / "models")
-    return {
-        "root": root,
-        "models": root / "models",
-        "image": write_image(root / "image.png"),
-        "binary": write_binary_mask(root / "binary_mask.png"),
-        "soft": write_soft_mask(root / "soft_mask.png"),
-    }
+    return shared_files(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
