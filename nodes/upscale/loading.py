@@ -60,6 +60,11 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
     import torch
 
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save's zip, or a bare pickle
+        raise UpscaleModelError(f"{path.name} is not a readable PyTorch weights file (neither a torch.save archive "
+                                "nor a pickle)")
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

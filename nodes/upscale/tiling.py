@@ -7,16 +7,18 @@ instead of the neighbouring image), and the weights ramp linearly across the mid
 when the overlap is at least four times the network's receptive radius, the tiled result equals the untiled
 one up to float rounding; with larger networks the ramp hides the seams.
 
-Tile offsets are multiples of the model's ``size_requirements.multiple_of`` (the window size of SwinIR, HAT,
-DAT...), so window partitions inside a tile line up with those of an untiled run. A tile larger than the image
-means one tile: the whole image at once.
+Tile offsets and sizes are multiples of the model's ``size_requirements.multiple_of`` and of its attention
+window (``window_size`` of SwinIR, HAT, ...), so window partitions inside a tile line up with those of an
+untiled run. A tile larger than the image means one tile: the whole image at once.
 
-Peak memory: the input and output images, plus one tile's activations (independent of the image size).
+Peak memory: the input image, the output image twice (the float32 accumulator of one batch entry and the
+result), its weights, plus one tile's activations, which do not grow with the image.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -76,14 +78,14 @@ def upscale_image(
     """Upscale IMAGE ``[B, H, W, 3]`` (0..1) with a spandrel ``ImageModelDescriptor``; returns ``[B, sH, sW, 3]``
     float32 on the CPU, clamped to 0..1."""
     scale = int(model.scale)
-    align = max(1, int(getattr(model.size_requirements, "multiple_of", 1) or 1))
+    align = alignment(model)
     tile = max(align, tile // align * align)
     batch, height, width, _ = image.shape
     rows = tile_spans(height, tile, overlap, align)
     cols = tile_spans(width, tile, overlap, align)
     total, done = batch * len(rows) * len(cols), 0
     compute = torch.autocast(torch.device(device).type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
-    results = []
+    results = torch.empty((batch, height * scale, width * scale, 3), dtype=torch.float32)
     for b in range(batch):
         source = image[b : b + 1].movedim(-1, 1)
         out = torch.zeros((3, height * scale, width * scale), dtype=torch.float32)
@@ -104,6 +106,17 @@ def upscale_image(
                 done += 1
                 if progress is not None:
                     progress(done, total)
-        results.append((out / weight).clamp(0.0, 1.0).movedim(0, -1))
+        results[b] = out.div_(weight).clamp_(0.0, 1.0).movedim(0, -1)
         del out, weight
-    return torch.stack(results)
+    return results
+
+
+def alignment(model: Any) -> int:
+    """Tile offsets and sizes must be multiples of this: the model's size multiple and its attention window."""
+    align = max(1, int(getattr(model.size_requirements, "multiple_of", 1) or 1))
+    window = getattr(getattr(model, "model", None), "window_size", None)
+    windows = window if isinstance(window, (tuple, list)) else (window,)
+    for value in windows:
+        if isinstance(value, int) and value > 1:
+            align = math.lcm(align, value)
+    return align
