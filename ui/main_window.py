@@ -34,6 +34,7 @@ from ui.document import Document
 from ui.files import Autosave, RecentFiles, data_dir
 from ui.image_panel import ImagePanel
 from ui.layout import auto_layout
+from ui.mask_editor import attach_to_image_panel
 from ui.palette import Palette, TabSearch
 from ui.plugins_dialog import PluginsDialog
 from ui.runner import RunController
@@ -101,6 +102,7 @@ class MainWindow(QMainWindow):
         self.tab_search = TabSearch(self.registry, viewer)
         self.palette = Palette(self.registry)
         self.image_panel = ImagePanel()
+        attach_to_image_panel(self)  # right click: Inpaint This Image…
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
@@ -531,6 +533,9 @@ class MainWindow(QMainWindow):
         run = menu.addAction("Run This Node", lambda: self.run_node(node_id))
         run.setStatusTip("Run this node and the nodes it needs; nothing downstream")
         run.setEnabled(not self.runner.running)
+        from ui.mask_editor import add_mask_action
+
+        add_mask_action(self, menu, node_id)  # Load Image: Edit Mask…
         menu.addSeparator()
         menu.addAction("Delete", lambda: self.document.remove_nodes([node_id]))
         return menu

@@ -12,39 +12,47 @@ from pathlib import Path
 MASK_SUFFIX = "_mask"
 
 
-def mask_from_pil(pil: object) -> object:
-    """``[1, H, W]`` float32 in 0..1 from a Pillow image (see the module docstring for the convention)."""
+def mask_array(pil: object) -> object:
+    """``[H, W]`` float32 numpy array in 0..1 from a Pillow image (see the module docstring for the convention).
+    numpy only, so the editor reads masks without torch."""
     import numpy as np
-    import torch
 
     bands = pil.getbands()
     if "A" in bands or (pil.mode == "P" and "transparency" in pil.info):
         alpha = np.asarray(pil.convert("RGBA"))[..., 3]
         if alpha.min() < 255:
-            return torch.from_numpy(1.0 - alpha.astype(np.float32) / 255.0)[None]
-    if pil.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        grey = np.asarray(pil, dtype=np.float32) / (65535.0 if pil.mode.startswith("I;16") else max(1.0, float(np.asarray(pil).max())))
-    else:
-        grey = np.asarray(pil.convert("L")).astype(np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(grey))[None]
+            return 1.0 - alpha.astype(np.float32) / 255.0
+    if pil.mode.startswith("I;16"):
+        return np.asarray(pil, dtype=np.float32) / 65535.0
+    return np.asarray(pil.convert("L")).astype(np.float32) / 255.0
 
 
-def read_mask_file(path: str) -> object:
-    """Read a mask file; raises ValueError with a message for the user when it cannot be read."""
+def open_upright(path: str | Path) -> object:
+    """The image at ``path`` turned upright by its EXIF orientation (as Load Image reads images); raises
+    ValueError with a message for the user when it cannot be read."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"mask file not found: {path}")
+        raise ValueError(f"file not found: {path}")
     try:
         with Image.open(file) as opened:
             opened.load()
-            upright = ImageOps.exif_transpose(opened)
+            return ImageOps.exif_transpose(opened)
     except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image Pillow can read (a mask is a PNG, white = repaint)") from None
+        raise ValueError(f"{path} is not an image Pillow can read") from None
     except (OSError, SyntaxError) as exc:
         raise ValueError(f"{path} could not be decoded as an image: {exc}") from None
-    return mask_from_pil(upright)
+
+
+def read_mask_file(path: str) -> object:
+    """A mask file as a MASK tensor ``[1, H, W]``; raises ValueError with a message for the user."""
+    import numpy as np
+    import torch
+
+    if not Path(path).is_file():
+        raise ValueError(f"mask file not found: {path}")
+    return torch.from_numpy(np.ascontiguousarray(mask_array(open_upright(path))))[None]
 
 
 def new_mask_path(image_path: Path, fallback_folder: Path | None = None) -> Path:
