@@ -142,10 +142,10 @@ def main() -> None:
     demo_inpaint(demo_mask())
     demo_outpaint()
     hires_latent("demo_hires_fix", "Hires fix: 64 px, latent upscaled 2x, refined at 128 px", "demo_shapes.safetensors",
-                 "a red circle on a blue background", "", 64, SAMPLING, 0.5)
+                 "a red circle on a blue background", "", 64, SAMPLING, 0.3)
     hires_upscaler("demo_hires_fix_upscaler", "Hires fix with an upscale model: 64 px, enlarged 2x by the demo "
                    "upscaler, refined at 128 px", "demo_shapes.safetensors", "demo_shapes_x2.safetensors",
-                   "a red circle on a blue background", "", 64, 0, SAMPLING, 0.35)
+                   "a red circle on a blue background", "", 64, 0, SAMPLING, 0.3)
     sd15 = {"seed": 42, "steps": 30, "cfg": 7.0, "scheduler": "euler_ancestral"}
     prompt = "a lighthouse on a cliff at sunset, detailed, golden light"
     hires_latent("sd15_hires_fix", "SD1.5 hires fix: 512 px, latent upscaled 2x, refined at 1024 px", SD15, prompt,

@@ -190,6 +190,9 @@ class MaskView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setMouseTracking(True)
+        # panning is done with the mouse; scroll bars would only take room from the picture
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.image_item = QGraphicsPixmapItem()
         self.mask_item = QGraphicsPixmapItem()
         self.mask_item.setZValue(1)
@@ -206,13 +209,15 @@ class MaskView(QGraphicsView):
 
     def set_image(self, pixmap: QPixmap) -> None:
         self.image_item.setPixmap(pixmap)
-        self.scene().setSceneRect(QRectF(pixmap.rect()).adjusted(-64, -64, 64, 64))
+        margin = max(pixmap.width(), pixmap.height())  # room to pan the picture's edges to the middle
+        self.scene().setSceneRect(QRectF(pixmap.rect()).adjusted(-margin, -margin, margin, margin))
 
     def refresh_mask(self) -> None:
         self.mask_item.setPixmap(QPixmap.fromImage(self.editor.model.overlay()))
 
     def fit(self) -> None:
         self.fitInView(self.image_item, Qt.AspectRatioMode.KeepAspectRatio)
+        self.scale(0.97, 0.97)  # a little room around the picture
 
     def zoom(self, factor: float) -> None:
         scale = self.transform().m11() * factor
@@ -300,6 +305,7 @@ class MaskEditor(QDialog):
         self.view.painted.connect(self._update_actions)
 
         self.tools = QButtonGroup(self)
+        self.setStyleSheet("QToolButton:checked { background: #4678c8; color: white; }")
         bar = QHBoxLayout()
         for name, label, key, tip in (
             ("brush", "Brush", "B", "Paint what to repaint (B)"),
@@ -387,7 +393,9 @@ class MaskEditor(QDialog):
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
-        self.view.fit()
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, self.view.fit)  # after the layout has given the view its size
 
     def keyPressEvent(self, event: Any) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
