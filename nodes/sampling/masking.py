@@ -102,7 +102,18 @@ def noised(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, t: torch.
     ``scale_noise`` for flow-matching ones."""
     if hasattr(scheduler, "add_noise"):
         return scheduler.add_noise(latents, noise, t)
-    return scheduler.scale_noise(latents, t, noise)
+    if hasattr(scheduler, "scale_noise"):
+        return scheduler.scale_noise(latents, t, noise)
+    raise MaskError(f"the {type(scheduler).__name__} scheduler cannot noise an image to a timestep, so this sampler "
+                    "cannot keep the unmasked region: use a DDPM-type or flow-matching scheduler")
+
+
+def check_scheduler(inpainting: Inpainting | None, scheduler: Any) -> None:
+    """Before sampling: a scheduler that cannot noise the image cannot keep the unmasked region."""
+    if inpainting is not None and inpainting.blend and not (hasattr(scheduler, "add_noise") or hasattr(scheduler, "scale_noise")):
+        raise MaskError(f"the {type(scheduler).__name__} scheduler cannot noise an image to a timestep, so this "
+                        "sampler cannot keep the unmasked region: use a DDPM-type or flow-matching scheduler",
+                        "scheduler")
 
 
 def model_channels(model: Any) -> int | None:

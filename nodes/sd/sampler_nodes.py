@@ -90,6 +90,10 @@ def _run(
         sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
     except ValueError as exc:
         raise NodeInputError(str(exc), "scheduler") from None
+    try:
+        masking.check_scheduler(inpainting, sched)
+    except masking.MaskError as exc:
+        raise NodeInputError(str(exc), exc.field) from None
     span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step)
     chain = build_chain(cfg, guidance_rescale, model.guidance)
     # ControlNet / T2I-Adapter sources on the conditioning: family check, device, notes on resized images
