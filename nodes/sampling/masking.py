@@ -85,6 +85,8 @@ def latent_mask(mask: torch.Tensor, latent_hw: tuple[int, int], batch: int) -> t
     """A mask at any resolution -> ``[batch, 1, h, w]`` at the latent's size, values kept in 0..1.
 
     Nearest-neighbour resampling, as ``StableDiffusionInpaintPipeline.prepare_mask_latents`` does."""
+    if not isinstance(mask, torch.Tensor):
+        raise MaskError(f"the latent's noise mask must be a MASK tensor, found {type(mask).__name__}")
     m = as_mask_batch(mask.detach().to("cpu"))
     if not same_aspect(tuple(m.shape[-2:]), latent_hw):
         raise MaskError(
