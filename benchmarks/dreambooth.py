@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     from nodegraph.context import RunSettings
     from nodegraph.events import NodeFinished
     from nodegraph.executor import Executor
+    from nodegraph.installed import default_registry
     from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import parse_workflow
     from nodes.training.subjects import write_subject_folder

@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from nodegraph.executor import Executor  # noqa: E402
 from nodegraph.graph import Graph, GraphNode  # noqa: E402
+from nodegraph.installed import default_registry  # noqa: E402
 from nodegraph.model_folders import ModelFolders  # noqa: E402
-from nodegraph.registry import default_registry  # noqa: E402
 
 
 def chain(n: int) -> tuple[Graph, list[str]]:

@@ -3,9 +3,9 @@
     python benchmarks/inpaint_quality.py [--count 48] [--steps 20] [--sheet docs/inpaint_contact_sheet.png]
 
 Each case takes a picture of the demo dataset (one shape on a plain background), masks a square around its shape
-(at least 40 pixels, on the 8-pixel latent grid) and asks for another shape in another colour on the same
+(at least 48 pixels, on the 8-pixel latent grid) and asks for another shape in another colour on the same
 background ("a green triangle on a purple background"). The workflow is workflows/demo_inpaint.json's: VAE Encode
--> Set Latent Noise Mask -> KSampler (denoise 1) -> VAE Decode -> Image Composite Masked; a second row uses VAE
+-> Set Latent Noise Mask -> KSampler (denoise 1, CFG 5) -> VAE Decode -> Image Composite Masked; a second row uses VAE
 Encode (for Inpainting) instead. The demo classifier (nodes/demo/measure.py) reads the crop around the mask:
 success when the shape and the colour are the prompted ones. "outside" is the largest change of any pixel
 outside the mask after compositing (0 = unchanged exactly); "VAE only" the mean change there had the decoded
@@ -32,9 +32,10 @@ from nodes.demo import dataset, measure  # noqa: E402
 
 GOAL = 0.80
 GRID = 8  # latent cell in pixels
+CFG = 5.0  # txt2img's best is 3; for inpainting 5 measured best (chosen on the seed-555 cases, see cases())
 
 
-def mask_box(shape_mask: np.ndarray, side: int = 40, margin: int = 4) -> tuple[int, int, int, int]:
+def mask_box(shape_mask: np.ndarray, side: int = 48, margin: int = 4) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of a box on the latent grid holding the shape with ``margin`` pixels around it,
     widened where needed to at least ``side`` pixels (so a new shape of any size fits)."""
     ys, xs = np.nonzero(shape_mask > 0.02)
@@ -54,6 +55,8 @@ def mask_box(shape_mask: np.ndarray, side: int = 40, margin: int = 4) -> tuple[i
 
 
 def cases(count: int, seed: int = 777) -> list[dict]:
+    """The measured cases (seed 777). The settings (mask of at least 48 pixels, CFG 5) were chosen on other cases
+    (seed 555), so that the reported figures are not tuned to these."""
     rng = np.random.default_rng(seed)
     out = []
     for index in range(count):
@@ -82,7 +85,7 @@ def workflow(image: Path, mask: Path, prompt: str, route: str, steps: int, seed:
     else:
         nodes["latent"] = node("core.VAEEncodeForInpaint", {"grow_mask_by": 6}, pixels=("image", "image"),
                                vae=("checkpoint", "vae"), mask=("image", "mask"))
-    nodes["sampler"] = node("core.KSampler", {"seed": seed, "steps": steps, "cfg": 3.0, "scheduler": "ddim",
+    nodes["sampler"] = node("core.KSampler", {"seed": seed, "steps": steps, "cfg": CFG, "scheduler": "ddim",
                                               "denoise": 1.0},
                             model=("checkpoint", "model"), positive=("positive", "conditioning"),
                             negative=("negative", "conditioning"), latent_image=("latent", "latent"))
@@ -95,7 +98,7 @@ def workflow(image: Path, mask: Path, prompt: str, route: str, steps: int, seed:
 def evaluate(count: int, steps: int, routes: tuple[str, ...] = ("noise_mask", "encode_for_inpaint")):
     """Per route: the results table row values and the composited images (for the contact sheet)."""
     from nodegraph.executor import Executor
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodegraph.workflow import parse_workflow
 
     registry = default_registry()
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.time()
     results, todo = evaluate(args.count, args.steps)
     print("\n".join(table(results)))
-    print(f"\nDDIM {args.steps} steps, CFG 3, fixed seeds; chance: colour 0.125, shape 0.33. {time.time() - start:.0f} s.")
+    print(f"\nDDIM {args.steps} steps, CFG {CFG:g}, fixed seeds; chance: colour 0.125, shape 0.33. {time.time() - start:.0f} s.")
     if args.sheet:
         sheet(results, todo, args.sheet)
         print(f"contact sheet (rows: sources with the mask's edge, noise-mask route, encode-for-inpaint route): {args.sheet}")

@@ -46,7 +46,7 @@ def clipped_share(count: int) -> list[str]:
     """workflows/demo_dynamic_threshold.json (CFG 20) as shipped and with its thresholding node bypassed: the
     share of decoded pixel values the VAE decode had to clip to 0 or 1, through the product's own nodes."""
     from nodegraph.executor import Executor
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodegraph.workflow import load_workflow
 
     registry = default_registry()

@@ -122,8 +122,8 @@ def workflow(size: int, steps: int, seed: int, prompt: str) -> dict[str, Any]:
 class WorkflowRunner:
     def __init__(self, models_root: Path, device: str, precision: str) -> None:
         from nodegraph.executor import Executor
+        from nodegraph.installed import default_registry
         from nodegraph.model_folders import ModelFolders
-        from nodegraph.registry import default_registry
         from nodegraph.runtime import Runtime
 
         self.executor = Executor(default_registry(), runtime=Runtime(device, precision), folders=ModelFolders([models_root]))

@@ -11,12 +11,13 @@ The engine is pure Python: importing it loads neither torch nor Qt. The public A
 from nodegraph.context import CancelToken, NodeContext, RunSettings
 from nodegraph.errors import Cancelled, NodeExecutionError, NodeInputError, Problem, WorkflowError
 from nodegraph.executor import Executor, RunResult
-from nodegraph.graph import Graph, GraphNode, LinkRefused, validate
+from nodegraph.graph import Graph, GraphNode, LinkRefused
+from nodegraph.installed import default_registry
 from nodegraph.node import Input, NodeDef, Output, node
-from nodegraph.registry import Registry, default_registry
+from nodegraph.registry import Registry
+from nodegraph.validation import validate
+from nodegraph.version import __version__
 from nodegraph.workflow import load_workflow, parse_workflow, save_workflow, to_document
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CancelToken",
@@ -36,6 +37,7 @@ __all__ = [
     "RunResult",
     "RunSettings",
     "WorkflowError",
+    "__version__",
     "default_registry",
     "load_workflow",
     "node",

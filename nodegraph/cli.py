@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nodegraph import run_options
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 
 
@@ -21,10 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nodegraph",
         description="Run diffusion-model node workflows headless, or open them in the editor.",
     )
+    from nodegraph.version import __version__
+
+    parser.add_argument("--version", action="version", version=f"nodegraph {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a workflow file (or a PNG that embeds one)")
-    run.add_argument("workflow", type=Path, help="workflow .json, or a .png saved by nodegraph")
+    run.add_argument("workflow", type=Path, help="workflow .json, or a .png saved by nodegraph; ComfyUI files too")
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="NODE.PARAM=VALUE",
         help="override a parameter for this run (repeatable), e.g. --set sampler.seed=7",
@@ -39,10 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this node and what it needs (repeatable; default: all output nodes)")
     run.add_argument("--events", choices=("bars", "json", "none"), default=None,
                      help="progress as bars (default on a terminal), JSON lines (one event per line), or none")
+    run_options.add_options(run)
 
     validate = sub.add_parser("validate", help="check a workflow without running it")
     validate.add_argument("workflow", type=Path)
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    run_options.add_options(validate, run=False)
 
     nodes = sub.add_parser("nodes", help="list the installed node types")
     nodes.add_argument("--json", action="store_true", help="print the full schema of every node type")
@@ -50,10 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins with their status and node types")
     plugins.add_argument("--json", action="store_true", help="print as JSON")
 
+    sub.add_parser("limits", help="list the limits on untrusted input and their values")
+
     gui = sub.add_parser("gui", help="open the desktop editor")
     gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
     gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
                      help="lay the window out, save a screenshot to FILE.png and exit")
+    from nodegraph.comfy.commands import add_commands  # nodegraph import / export --comfy
+
+    parser.set_defaults(extra_handlers=add_commands(sub))
     return parser
 
 
@@ -63,11 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
-    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui}
+    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui,
+               "limits": cmd_limits}
+    handler.update(args.extra_handlers)
     try:
         return handler[args.command](args)
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C while loading the workflow or the plugins, or right after a run
+        _error("cancelled")
+        return EXIT_CANCELLED
 
 
 def _error(message: str) -> None:
@@ -84,9 +101,12 @@ def _print_problems(problems: list[Any], as_json: bool = False) -> None:
 
 
 def _load(path: Path, registry: Any) -> Any:
-    from nodegraph.workflow import load_workflow
+    from nodegraph.comfy.files import load_any  # a nodegraph workflow, or a ComfyUI one imported on the way
 
-    return load_workflow(path, registry)
+    graph, report = load_any(path, registry)
+    for line in report.lines() if report is not None else ():
+        print(line, file=sys.stderr)
+    return graph
 
 
 def apply_overrides(graph: Any, registry: Any, overrides: list[str]) -> list[Any]:
@@ -121,11 +141,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodegraph.context import CancelToken, RunSettings
     from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
     from nodegraph.executor import Executor
-    from nodegraph.model_folders import ModelFolders
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
+    from nodegraph.model_folders import ModelConfigError, ModelFolders
     from nodegraph.runtime import Runtime
     from nodegraph.workflow import to_document
 
+    bad_limit = run_options.apply_limits(args)
+    if bad_limit:
+        _error(bad_limit)
+        return EXIT_INVALID
     registry = default_registry()
     try:
         graph = _load(args.workflow, registry)
@@ -136,6 +160,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         _print_problems(problems)
         return EXIT_INVALID
+    trusted = run_options.trust_named_paths(graph, registry, args.overrides)
+    try:
+        folders = ModelFolders.from_environment(args.models)
+    except ModelConfigError as exc:
+        _error(str(exc))
+        return EXIT_INVALID
+    folders.trusted = trusted
     mode = args.events or ("bars" if sys.stderr.isatty() else "none")
     from nodegraph.reporting import make_reporter
 
@@ -149,8 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nnodegraph: stopping at the next check (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=ModelFolders.from_environment(args.models))
-    settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph))
+    threads_before = run_options.thread_idents()
+    executor = Executor(registry, runtime=Runtime(args.device, args.precision), folders=folders)
+    settings = RunSettings(output_dir=args.output, device=args.device, precision=args.precision, workflow=to_document(graph),
+                           paths=run_options.path_policy(args, trusted), allow_nonfinite=args.allow_nonfinite)
     try:
         result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
     except WorkflowError as exc:
@@ -159,30 +192,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     except NodeExecutionError as exc:
         reporter.close()
         _error(str(exc))
-        return EXIT_FAILED
+        return run_options.end_despite_threads(EXIT_FAILED, threads_before)
     except (Cancelled, KeyboardInterrupt):
         reporter.close()
         _error("cancelled")
-        return EXIT_CANCELLED
+        return run_options.end_despite_threads(EXIT_CANCELLED, threads_before)
     finally:
         signal.signal(signal.SIGINT, previous)
     reporter.close()
     reporter.summary(graph, result)
-    return EXIT_OK
+    return run_options.end_despite_threads(EXIT_OK, threads_before)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from nodegraph.errors import WorkflowError
-    from nodegraph.graph import validate
-    from nodegraph.registry import default_registry
+    from nodegraph.file_checks import input_problems
+    from nodegraph.installed import default_registry
+    from nodegraph.model_folders import ModelConfigError, ModelFolders
+    from nodegraph.validation import validate
 
+    bad_limit = run_options.apply_limits(args)
+    if bad_limit:
+        _error(bad_limit)
+        return EXIT_INVALID
     registry = default_registry()
     try:
         graph = _load(args.workflow, registry)
     except WorkflowError as exc:
         _print_problems(exc.problems, args.json)
         return EXIT_INVALID
+    try:
+        folders = ModelFolders.from_environment(args.models)
+    except ModelConfigError as exc:
+        _error(str(exc))
+        return EXIT_INVALID
     problems = validate(graph, registry)
+    if not problems:  # the files it names: missing ones are reported now, not minutes into a run
+        problems = input_problems(graph, registry, run_options.path_policy(args).with_roots(*folders.all_folders()), folders)
     if problems:
         _print_problems(problems, args.json)
         return EXIT_INVALID
@@ -194,7 +240,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
 
     registry = default_registry()
     if args.json:
@@ -210,8 +256,14 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_limits(args: argparse.Namespace) -> int:
+    from nodegraph.limits import print_limits
+
+    return print_limits()
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from nodegraph.plugins import print_plugins
+    from nodegraph.installed import print_plugins
 
     return print_plugins(as_json=args.json)
 
@@ -222,7 +274,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as exc:
         _error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
         return EXIT_FAILED
-    return gui_main(args.workflow, screenshot=args.screenshot)
+    threads_before = run_options.thread_idents()
+    return run_options.end_despite_threads(gui_main(args.workflow, screenshot=args.screenshot), threads_before)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from nodegraph.errors import Cancelled
 if TYPE_CHECKING:
     from nodegraph.events import Event
     from nodegraph.model_folders import ModelFolders
+    from nodegraph.paths import PathPolicy
     from nodegraph.runtime import Runtime
 
 
@@ -42,6 +43,18 @@ class RunSettings:
     device: str | None = None
     precision: str = "auto"
     workflow: dict[str, Any] | None = None
+    # where input files may be read from (the workflow's folder, input folders, trusted paths); None: the input
+    # folders of the environment, confined (see nodegraph.paths)
+    paths: PathPolicy | None = None
+    allow_nonfinite: bool = False  # keep NaN/infinite images and latents instead of failing the node
+
+    def path_policy(self, folders: ModelFolders | None = None) -> PathPolicy:
+        """The run's read policy, with the output folder and the model folders added to what it may read."""
+        from nodegraph.paths import PathPolicy
+
+        base = self.paths if self.paths is not None else PathPolicy()
+        extra = (Path(self.output_dir), *(folders.all_folders() if folders is not None else ()))
+        return base.with_roots(*extra)
 
 
 class NodeContext:
@@ -75,6 +88,14 @@ class NodeContext:
     def workflow(self) -> dict[str, Any] | None:
         """The workflow document being run (Save Image embeds it)."""
         return self.settings.workflow
+
+    def input_path(self, value: str, field: str, what: str = "file", folder: bool = False) -> Path:
+        """The input file (or folder) a parameter names, resolved and checked: relative paths beside the
+        workflow file first, then in the input folders; never a device or FIFO (:mod:`nodegraph.paths`). Raises
+        :class:`~nodegraph.errors.NodeInputError` naming ``field``."""
+        from nodegraph.paths import resolve_read
+
+        return resolve_read(self.settings.path_policy(self.folders), value, field, what, folder)
 
     def progress(self, step: int, total: int, preview: Any = None, message: str = "") -> None:
         """Report ``step`` of ``total`` done, then check for cancellation."""

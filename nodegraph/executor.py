@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nodegraph.cache import CacheEntry, OutputCache, estimate_nbytes
@@ -29,13 +30,17 @@ from nodegraph.events import (
     RunFinished,
     RunStarted,
 )
-from nodegraph.graph import Graph, GraphNode, input_socket, topological_order, validate
+from nodegraph.graph import Graph, GraphNode, input_socket, topological_order
 from nodegraph.model_folders import ModelFolders, fingerprint_path
+from nodegraph.modes import never_runs, resolve_modes
 from nodegraph.node import NodeDef
+from nodegraph.output_checks import check_outputs
 from nodegraph.params import ImageFile, ModelFile, ParamError
+from nodegraph.paths import resolve_read
 from nodegraph.registry import Registry
 from nodegraph.runtime import Runtime
 from nodegraph.types import FLOAT, SocketType
+from nodegraph.validation import validate
 
 EventSink = Callable[[Event], None]
 
@@ -49,6 +54,7 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    skipped: dict[str, str] = field(default_factory=dict)  # needed nodes that did not run (muted, bypassed): why
 
 
 def needed_nodes(graph: Graph, targets: Iterable[str]) -> set[str]:
@@ -65,22 +71,42 @@ def needed_nodes(graph: Graph, targets: Iterable[str]) -> set[str]:
 
 
 def default_targets(graph: Graph, registry: Registry) -> list[str]:
-    """Output nodes (save, preview, show); if the graph has none, the nodes nothing reads."""
+    """Output nodes (save, preview, show); if the graph has none, the nodes nothing reads (notes excepted)."""
     outputs = [n.id for n in graph.nodes.values() if (d := registry.get(n.type)) is not None and d.output_node]
     if outputs:
         return outputs
     read = {link.source for link in graph.links()}
-    return [node_id for node_id in graph.nodes if node_id not in read]
+    return [n for n in graph.nodes if n not in read and not never_runs(registry.get(graph.nodes[n].type))]
 
 
 def summarize(value: Any) -> str:
-    """A one-line description of a value, for failure reports."""
+    """A one-line description of a value, for failure reports (never raises: the value may be hostile)."""
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):
         device = getattr(value, "device", "")
         return f"{type(value).__name__}{list(shape)} {value.dtype} {device}".strip()
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"int of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str) and len(value) > 80:
+        return repr(value[:77]) + f"... ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__, or a number too long to print
+        return f"{type(value).__name__} (not printable: {type(exc).__name__})"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a node's exception says to the user: its own words for an explained error, else type and text."""
+    if isinstance(exc, NodeInputError):
+        return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"the node called sys.exit({exc.code!r}); a node may not end the program"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message cannot be printed)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Executor:
@@ -120,11 +146,21 @@ class Executor:
 
             settings.workflow = to_document(graph)
         target_list = list(targets) if targets is not None else default_targets(graph, self.registry)
+        written = graph
         missing = [t for t in target_list if t not in graph.nodes]
         if missing:
             raise WorkflowError([Problem("unknown_target", "no such node to run", t, expected="a node id in the workflow", found=repr(t)) for t in missing])
+        # muted, bypassed and rerouting nodes leave the graph; their readers read what they pass on
+        resolution = resolve_modes(graph, self.registry)
+        skipped = {n: resolution.skipped[n] for n in needed_nodes(graph, target_list) if n in resolution.skipped}
+        graph = resolution.graph
+        target_list = [t for t in target_list if t in graph.nodes]
         needed = needed_nodes(graph, target_list)
-        problems = [p for p in validate(graph, self.registry) if p.node in needed or p.code == "cycle"]
+        problems = [p for p in validate(written, self.registry) if p.node in needed or p.code == "cycle"]
+        if not problems:  # files named by the workflow: missing or refused before anything loads
+            from nodegraph.file_checks import input_problems
+
+            problems = input_problems(graph, self.registry, settings.path_policy(self.folders), self.folders, needed)
         if problems:
             raise WorkflowError(problems)
         order, _ = topological_order(graph, needed)
@@ -135,8 +171,8 @@ class Executor:
             node = graph.nodes[node_id]
             try:
                 keys[node_id] = self._key(node, self.registry.get(node.type), keys, settings)  # type: ignore[arg-type]
-            except Exception as exc:  # a missing file, or a plugin's fingerprint hook failing
-                message = str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
+            except (Exception, SystemExit) as exc:  # a missing file, or a plugin's fingerprint hook failing
+                message = str(exc) if isinstance(exc, (OSError, ValueError)) else failure_message(exc)
                 emit(RunStarted((node_id,), tuple(target_list)))
                 emit(NodeFailed(node_id, node.type, message, type(exc).__name__))
                 emit(RunFailed(node_id, time.perf_counter() - started))
@@ -162,7 +198,7 @@ class Executor:
                 readers_left[src] += 1
         target_set = set(target_list)
 
-        result = RunResult(outputs={})
+        result = RunResult(outputs={}, skipped=skipped)
         emit(RunStarted(tuple(order), tuple(target_list)))
         current = ""
         try:
@@ -209,11 +245,11 @@ class Executor:
         kwargs: dict[str, Any] = dict(params)
         for spec in definition.inputs:
             kwargs[spec.name] = None
-        for name, (src, out) in node.inputs.items():
-            kwargs[name] = _promote(values[src][out], input_socket(definition, name))
         emit(NodeStarted(node.id, node.type))
         begin = time.perf_counter()
         try:
+            for name, (src, out) in node.inputs.items():
+                kwargs[name] = _promote(values[src][out], input_socket(definition, name), name)
             for name in node.inputs:
                 param = definition.param(name)
                 if param is not None:
@@ -223,11 +259,12 @@ class Executor:
                         raise NodeInputError(f"the value linked into {name!r} is invalid: {exc}", name) from None
             ctx.params = {k: kwargs[k] for k in params}
             outputs = definition.normalise_result(definition.fn(ctx, **kwargs))
+            check_outputs(definition, outputs, settings.allow_nonfinite)
         except Cancelled:
             raise
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, NodeInputError) else f"{type(exc).__name__}: {exc}"
-            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs}
+        except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the run silently
+            message = failure_message(exc)
+            inputs = {name: summarize(kwargs.get(name)) for name in node.inputs if name in kwargs}
             emit(NodeFailed(node.id, node.type, message, type(exc).__name__, inputs))
             raise NodeExecutionError(node.id, node.type, message) from exc
         seconds = time.perf_counter() - begin
@@ -250,7 +287,8 @@ class Executor:
                 if isinstance(param, ModelFile) and value:
                     fingerprints[param.name] = fingerprint_path(self.folders.resolve(param.folder, value))
                 elif isinstance(param, ImageFile) and value:
-                    fingerprints[param.name] = _file_digest(value)
+                    fingerprints[param.name] = _file_digest(resolve_read(settings.path_policy(self.folders), value,
+                                                                         param.name, "image file"))
             except (OSError, ValueError) as exc:
                 raise NodeInputError(f"parameter {param.name!r}: {exc}", param.name) from exc
         if definition.fingerprint is not None:
@@ -269,14 +307,18 @@ def _params_of(node: GraphNode, definition: NodeDef) -> dict[str, Any]:
     return {p.name: node.params.get(p.name, p.default) for p in definition.params}
 
 
-def _promote(value: Any, target: SocketType | None) -> Any:
+def _promote(value: Any, target: SocketType | None, name: str = "") -> Any:
     # INT -> FLOAT is the one conversion the type rule allows; make it real where the value crosses.
     if target is not None and target.members == FLOAT.members and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise NodeInputError(f"the whole number linked into {name!r} is too large for a real number "
+                                 f"({summarize(value)})", name) from None
     return value
 
 
-def _file_digest(path: str) -> str:
+def _file_digest(path: Path | str) -> str:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nodegraph.errors import Problem
-from nodegraph.node import Input, NodeDef
-from nodegraph.params import ParamError, describe
+from nodegraph.node import Input, NodeDef, Output
 from nodegraph.registry import Registry
-from nodegraph.types import SocketType, compatible
+from nodegraph.types import ANY, SocketType, compatible
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,21 @@ class Link:
     input: str
 
 
+# Node modes (workflow file version 2). A normal node has none.
+BYPASS = "bypass"  # the node does not run; each output passes on the first input of the same type
+MUTE = "mute"  # the node does not run, nor what cannot run without it
+MODES = (BYPASS, MUTE)
+REROUTE = "core.Reroute"  # passes its one input through; links through it are judged by what feeds it
+
+
 @dataclass
 class GraphNode:
     """One node of a workflow. ``inputs`` maps an input (or parameter) name to ``(source id, output)``.
 
-    ``extra`` keeps keys of the node's JSON that this version does not know, so they survive a save.
+    ``mode`` is ``None``, :data:`BYPASS` or :data:`MUTE`. ``param_inputs`` names the parameters the user
+    turned into input sockets (a parameter can be linked either way; this records that the editor shows it
+    as a socket, and an unlinked one is a problem). ``extra`` keeps keys of the node's JSON that this version
+    does not know, so they survive a save.
     """
 
     id: str
@@ -44,6 +53,8 @@ class GraphNode:
     inputs: dict[str, tuple[str, str]] = field(default_factory=dict)
     layout: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    mode: str | None = None
+    param_inputs: list[str] = field(default_factory=list)
 
 
 class LinkRefused(ValueError):
@@ -55,11 +66,20 @@ class LinkRefused(ValueError):
 
 
 class Graph:
-    """An ordered set of nodes with stable string ids."""
+    """An ordered set of nodes with stable string ids, plus the editor's groups (titled frames, each
+    ``{"title", "color": "#rrggbb", "rect": [x, y, w, h]}``) and top-level keys this version does not know."""
 
-    def __init__(self, nodes: Iterable[GraphNode] = (), meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[GraphNode] = (),
+        meta: dict[str, Any] | None = None,
+        groups: Iterable[dict[str, Any]] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.nodes: dict[str, GraphNode] = {}
         self.meta: dict[str, Any] = dict(meta or {})
+        self.groups: list[dict[str, Any]] = [dict(g) for g in groups]
+        self.extra: dict[str, Any] = dict(extra or {})
         for n in nodes:
             self.nodes[n.id] = n
 
@@ -73,7 +93,12 @@ class Graph:
         return len(self.nodes)
 
     def copy(self) -> Graph:
-        return Graph((copy.deepcopy(n) for n in self.nodes.values()), copy.deepcopy(self.meta))
+        return Graph(
+            (copy.deepcopy(n) for n in self.nodes.values()),
+            copy.deepcopy(self.meta),
+            copy.deepcopy(self.groups),
+            copy.deepcopy(self.extra),
+        )
 
     def links(self) -> list[Link]:
         """Every well-formed link (malformed ones are validation problems, not links)."""
@@ -81,12 +106,12 @@ class Graph:
             Link(link[0], link[1], n.id, name)
             for n in self.nodes.values()
             for name, link in n.inputs.items()
-            if _is_link(link)
+            if is_link(link)
         ]
 
     def sources(self, node_id: str) -> list[str]:
         """Ids of the nodes that ``node_id`` reads from."""
-        return [link[0] for link in self.nodes[node_id].inputs.values() if _is_link(link)]
+        return [link[0] for link in self.nodes[node_id].inputs.values() if is_link(link)]
 
     def consumers(self) -> dict[str, list[Link]]:
         """For each node id, the links that read from it."""
@@ -186,6 +211,8 @@ def check_link(
     if src_def is None or dst_def is None:
         return None  # reported as an unknown node type; the link itself cannot be judged
     out = src_def.output(output)
+    if out is not None and src_def.id == REROUTE:
+        out = Output(out.name, reroute_type(graph, registry, source))
     if out is None:
         return Problem(
             "missing_output",
@@ -215,6 +242,27 @@ def check_link(
             found=out.type.name,
         )
     return None
+
+
+def reroute_type(graph: Graph, registry: Registry, node_id: str) -> SocketType:
+    """The type a reroute carries: that of the output feeding it, through any chain of reroutes (``*`` when
+    nothing feeds it)."""
+    seen: set[str] = set()
+    current = node_id
+    while current in graph.nodes and current not in seen:
+        seen.add(current)
+        link = graph.nodes[current].inputs.get("value")
+        if not is_link(link) or link[0] not in graph.nodes:
+            break
+        source = graph.nodes[link[0]]
+        definition = registry.get(source.type)
+        if definition is None:
+            break
+        if definition.id != REROUTE:
+            found = definition.output(link[1])
+            return found.type if found is not None else ANY
+        current = source.id
+    return ANY
 
 
 def _reaches(graph: Graph, start: str, goal: str) -> bool:
@@ -261,97 +309,7 @@ def topological_order(graph: Graph, subset: Iterable[str] | None = None) -> tupl
     return order, [n for n in members if n not in done]
 
 
-def validate(graph: Graph, registry: Registry) -> list[Problem]:
-    """Every problem in the graph, in one pass. An empty list means the graph can run."""
-    problems: list[Problem] = []
-    for node in graph.nodes.values():
-        problems.extend(_validate_node(graph, registry, node))
-    _, stuck = topological_order(graph)
-    if stuck:
-        problems.append(
-            Problem(
-                "cycle",
-                "the graph has a cycle through these nodes: " + ", ".join(stuck),
-                stuck[0],
-                expected="an acyclic graph",
-                found=f"{len(stuck)} node(s) on or behind a cycle",
-            )
-        )
-    return problems
-
-
-def _validate_node(graph: Graph, registry: Registry, node: GraphNode) -> list[Problem]:
-    definition = registry.get(node.type)
-    if definition is None:
-        return [unknown_type_problem(node, registry)]
-    problems: list[Problem] = []
-    if node.version > definition.version:
-        problems.append(
-            Problem(
-                "newer_node_version",
-                f"saved by version {node.version} of {node.type}, but version {definition.version} is installed; "
-                "update the plugin that provides it",
-                node.id,
-                expected=f"version <= {definition.version}",
-                found=f"version {node.version}",
-            )
-        )
-    for name, value in node.params.items():
-        param = definition.param(name)
-        if param is None:
-            problems.append(
-                Problem(
-                    "unknown_param",
-                    f"{node.type} has no parameter {name!r}",
-                    node.id,
-                    name,
-                    expected="one of " + (", ".join(p.name for p in definition.params) or "(no parameters)"),
-                    found=describe(value),
-                )
-            )
-            continue
-        if name in node.inputs:
-            continue  # driven by a link; checked when the value arrives
-        try:
-            param.check(value)
-        except ParamError as exc:
-            problems.append(Problem("bad_param", f"invalid value for {name!r}", node.id, name, exc.expected, exc.found))
-    for name, link in node.inputs.items():
-        if not _is_link(link):
-            problems.append(
-                Problem("bad_link", "an input must be [source node id, output name]", node.id, name, "a pair of strings", describe(link))
-            )
-            continue
-        problem = check_link(graph, registry, link[0], link[1], node.id, name)
-        if problem is not None:
-            problems.append(problem)
-    for spec in definition.inputs:
-        if not spec.optional and spec.name not in node.inputs:
-            problems.append(
-                Problem("missing_input", f"required input {spec.name!r} is not connected", node.id, spec.name, spec.type.name, "nothing")
-            )
-    return problems
-
-
-def unknown_type_problem(node: GraphNode, registry: Registry | None = None) -> Problem:
-    from nodegraph.plugins import explain_missing
-
-    namespace = node.type.rsplit(".", 1)[0] if "." in node.type else node.type
-    reason = explain_missing(node.type, registry)
-    if reason is not None:  # a plugin we know about: say what went wrong with it
-        message = (
-            f"node type {node.type!r} is not available: {reason}. Run `nodegraph plugins` for details; "
-            "the node's data is kept as it is until then"
-        )
-    else:
-        message = (
-            f"node type {node.type!r} is not installed; it comes from the plugin {namespace!r}. "
-            "Install that plugin, or remove the node (its data is kept as it is until then)"
-        )
-    return Problem("unknown_node_type", message, node.id, expected="an installed node type", found=repr(node.type))
-
-
-def _is_link(value: Any) -> bool:
+def is_link(value: Any) -> bool:
     return (
         isinstance(value, (list, tuple))
         and len(value) == 2

@@ -26,8 +26,16 @@ class ParamError(ValueError):
 
 
 def describe(value: Any) -> str:
-    """A short description of a value for error messages."""
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+    """A short description of a value for error messages (never raises, whatever the value)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"int of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str) and len(value) > 60:
+        value = value[:57]
+        return f"str {json.dumps(value)}..."
+    try:
+        text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+    except Exception:  # a broken __repr__
+        text = "(not printable)"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -69,6 +77,11 @@ class Param:
         return {}
 
 
+# Whole numbers without declared bounds still fit a signed 64-bit integer: what torch, numpy and float() take
+# (a 400-digit number would pass validation and then overflow deep inside a node).
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Int(Param):
     default: int = 0
@@ -86,7 +99,7 @@ class Int(Param):
             if not value.is_integer():
                 raise ParamError("an integer", describe(value))
             value = int(value)
-        _check_bounds(value, self.min, self.max)
+        _check_bounds(value, INT_MIN if self.min is None else self.min, INT_MAX if self.max is None else self.max)
         return value
 
     def parse_text(self, text: str) -> int:
@@ -268,6 +281,8 @@ PARAM_KINDS: dict[str, type[Param]] = {
 }
 
 __all__ = [
+    "INT_MAX",
+    "INT_MIN",
     "PARAM_KINDS",
     "SEED_MAX",
     "Bool",

@@ -1,4 +1,7 @@
-"""The registry of node types: built-ins and plugins go through the same door."""
+"""The registry of node types: built-ins and plugins go through the same door.
+
+This module is the container only; :mod:`nodegraph.installed` fills the process-wide one (built-in library,
+then plugins, both found by :mod:`nodegraph.plugins`)."""
 
 from __future__ import annotations
 
@@ -74,22 +77,3 @@ def registry_from(definitions: Iterable[NodeDef]) -> Registry:
         registry.register(d)
     return registry
 
-
-_DEFAULT: Registry | None = None
-
-
-def default_registry(*, plugins: bool = True) -> Registry:
-    """The process-wide registry: built-in nodes, then plugins. Built once, on first use."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        from nodes import BUILTIN_MODULES
-
-        registry = Registry()
-        for module in BUILTIN_MODULES:
-            registry.register_module(module)
-        if plugins:
-            from nodegraph.plugins import load_plugins
-
-            load_plugins(registry)
-        _DEFAULT = registry
-    return _DEFAULT

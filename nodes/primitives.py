@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 import string
 from typing import Any
 
+import nodegraph.limits as limits
 from nodegraph.context import NodeContext
 from nodegraph.errors import NodeInputError
+from nodegraph.limits import LimitExceeded
 from nodegraph.node import Input, Output, node
-from nodegraph.params import Bool, Choice, Float, Int, String, Text
+from nodegraph.params import INT_MAX, INT_MIN, Bool, Choice, Float, Int, Seed, String, Text
 from nodegraph.types import ANY, BOOLEAN, FLOAT, INT, STRING
 
 
@@ -30,6 +33,16 @@ def int_constant(ctx: NodeContext, value: int) -> int:
     outputs=[Output("value", FLOAT)],
 )
 def float_constant(ctx: NodeContext, value: float) -> float:
+    return value
+
+
+@node(
+    "core.Seed", name="Seed", category="primitives",
+    description="A random seed to share between nodes: link it to several samplers' seed inputs.",
+    params=[Seed("value", 0, help="The seed.")],
+    outputs=[Output("value", INT)],
+)
+def seed_constant(ctx: NodeContext, value: int) -> int:
     return value
 
 
@@ -82,14 +95,48 @@ def string_join(ctx: NodeContext, a: str | None, b: str | None, separator: str) 
     outputs=[Output("text", STRING)],
 )
 def string_format(ctx: NodeContext, a: Any, b: Any, c: Any, template: str) -> str:
-    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise NodeInputError(f"the template is not valid: {exc}", "template") from None
     unknown = sorted(f for f in fields if f not in ("a", "b", "c"))
     if unknown:
         raise NodeInputError(f"the template uses {', '.join(unknown)}; only {{a}}, {{b}} and {{c}} exist", "template")
     try:
-        return template.format(a="" if a is None else a, b="" if b is None else b, c="" if c is None else c)
-    except (ValueError, IndexError) as exc:
-        raise NodeInputError(f"the template is not valid: {exc}", "template") from None
+        return _BoundedFormatter().format(template, a="" if a is None else a, b="" if b is None else b,
+                                          c="" if c is None else c)
+    except LimitExceeded as exc:
+        raise NodeInputError(str(exc), "template") from None
+    except (ValueError, IndexError, TypeError, AttributeError, KeyError) as exc:
+        raise NodeInputError(f"the template is not valid: {type(exc).__name__}: {exc}", "template") from None
+
+
+class _BoundedFormatter(string.Formatter):
+    """``str.format`` that refuses a field width or precision past the ``text_chars`` limit before formatting:
+    ``{a:>3000000000}`` would otherwise allocate gigabytes. Widths nested in a spec are checked once filled in,
+    and the fields together may not pass the limit either (a long template repeating a long value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        # only the plain names: "{a.__class__}" (also nested in a spec) must not reach into Python's objects
+        if field_name not in ("a", "b", "c"):
+            raise KeyError(f"{field_name!r} is not one of a, b, c (attributes and indexes are not allowed)")
+        return super().get_field(field_name, args, kwargs)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        limit = limits.get("text_chars")
+        for number in re.findall(r"\d+", format_spec):
+            if len(number) > 12 or int(number) > limit:
+                raise LimitExceeded(f"the template pads or cuts a field to {number} characters", "text_chars",
+                                    int(number) if len(number) <= 12 else number)
+        text = super().format_field(value, format_spec)
+        self.total += len(text)
+        if self.total > limit:
+            raise LimitExceeded("the filled-in fields of the template are too long", "text_chars", self.total)
+        return text
 
 
 _OPERATIONS = {
@@ -145,7 +192,10 @@ def int_math(ctx: NodeContext, a: int | None, b: int | None, operation: str, a_v
     if operation in ("divide", "modulo") and y == 0:
         raise NodeInputError(f"{operation} by zero: b is 0", "b")
     ops = {"divide": lambda p, q: p // q, "modulo": lambda p, q: p % q, **_OPERATIONS}
-    return int(ops[operation](x, y))
+    result = int(ops[operation](x, y))
+    if not INT_MIN <= result <= INT_MAX:
+        raise NodeInputError(f"{operation} of {x} and {y} does not fit a 64-bit whole number ({INT_MIN} .. {INT_MAX})")
+    return result
 
 
 @node(

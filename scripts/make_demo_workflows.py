@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nodegraph.graph import Graph
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from nodegraph.workflow import save_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,13 +57,13 @@ def main() -> None:
 
     b = Builder("Image to image: turn the square into a circle, keeping place and colours")
     b.base("a yellow circle on a purple background", latent=False)
-    b.add("image", "core.LoadImage", 0, 2, path="examples/images/demo_yellow_square.png")
+    b.add("image", "core.LoadImage", 0, 2, path="images/demo_yellow_square.png")
     b.add("latent", "core.VAEEncode", 1, 2, {"pixels": ("image", "image"), "vae": ("checkpoint", "vae")})
     b.finish("demo_img2img", conditioning(), "demo_img2img", column=2, denoise=0.6)
 
     b = Builder("ControlNet: the mask decides where and what shape, the prompt the colours")
     b.base("an orange triangle on a black background")
-    b.add("mask", "core.LoadImage", 0, 3, path="examples/images/demo_mask_triangle.png")
+    b.add("mask", "core.LoadImage", 0, 3, path="images/demo_mask_triangle.png")
     b.add("control_net", "core.ControlNetLoader", 1, 3, {"model": ("checkpoint", "model")}, control_net_name="demo_shapes_mask")
     b.add("apply", "core.ControlNetApply", 2, 1, {"positive": ("positive", "conditioning"), "negative": ("negative", "conditioning"),
           "control_net": ("control_net", "control_net"), "image": ("mask", "image")}, strength=1.0)
@@ -71,7 +71,7 @@ def main() -> None:
 
     b = Builder("T2I-Adapter: the mask guides the layout, once per generation")
     b.base("a purple triangle on a yellow background")
-    b.add("mask", "core.LoadImage", 0, 3, path="examples/images/demo_mask_triangle.png")
+    b.add("mask", "core.LoadImage", 0, 3, path="images/demo_mask_triangle.png")
     b.add("adapter", "core.T2IAdapterLoader", 1, 3, t2i_adapter_name="demo_shapes_mask")
     b.add("apply", "core.T2IAdapterApply", 2, 1, {"positive": ("positive", "conditioning"), "negative": ("negative", "conditioning"),
           "t2i_adapter": ("adapter", "t2i_adapter"), "image": ("mask", "image")}, weight=1.0)

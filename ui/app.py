@@ -55,18 +55,39 @@ def settle(app: QApplication, rounds: int = 5) -> None:
         app.processEvents()
 
 
+def display_problem() -> str | None:
+    """Why no window can be shown here, or None. Qt itself would abort the process with a core dump."""
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return None  # a platform chosen on purpose, or one that always has a display
+    display, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
+    if not display and not wayland:
+        return "no display: DISPLAY and WAYLAND_DISPLAY are not set (no desktop session, e.g. over ssh)"
+    if display.startswith(":") and not wayland:
+        number = display[1:].split(".")[0]
+        if number.isdigit() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return f"no X server answers at DISPLAY={display} (no /tmp/.X11-unix/X{number})"
+    return None
+
+
 def main(workflow: Path | str | None = None, screenshot: Path | str | None = None) -> int:
-    """Open the editor (optionally on a workflow). With ``screenshot``: save an image of the window, exit."""
-    if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    """Open the editor (optionally on a workflow). With ``screenshot``: save an image of the window and exit,
+    never waiting on a dialog (problems are printed; exit 2 when the workflow cannot be opened)."""
+    if screenshot is not None and display_problem() is not None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    problem = display_problem()
+    if problem is not None:
+        print(f"nodegraph: cannot open the editor: {problem}.\n"
+              "  Run workflows without a window: nodegraph run WORKFLOW.json\n"
+              "  A picture of the editor without a display: nodegraph gui WORKFLOW.json --screenshot out.png",
+              file=sys.stderr)
+        return 2
     app = application()
     from ui.main_window import MainWindow  # after the QApplication: NodeGraphQt builds widgets at import
 
-    window = MainWindow(remember_layout=screenshot is None)
+    window = MainWindow(remember_layout=screenshot is None, interactive=screenshot is None)
     if workflow is not None and not window.open_path(workflow, ask=False):
         if screenshot is not None:
-            print(f"nodegraph: cannot open {workflow}", file=sys.stderr)
-            return 2
+            return 2  # open_path printed the problems
     if screenshot is not None:
         window.resize(*SCREENSHOT_SIZE)
         window.show()

@@ -13,108 +13,40 @@ import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import shiboken6
 from NodeGraphQt import NodeGraph
-from NodeGraphQt.constants import PortTypeEnum
+from NodeGraphQt.constants import Z_VAL_NODE, PortTypeEnum
 from NodeGraphQt.qgraphics.node_base import NodeItem
-from NodeGraphQt.widgets.viewer import NodeViewer
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QKeyEvent, QPixmap, QUndoStack
-from PySide6.QtWidgets import QGraphicsProxyWidget, QGraphicsView
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Signal
+from PySide6.QtGui import QPixmap, QUndoStack
 
-from nodegraph.graph import LinkRefused, check_link, input_socket
+from nodegraph.graph import REROUTE, LinkRefused, check_link, reroute_type
 from nodegraph.model_folders import ModelFolders
 from nodegraph.params import ParamError
 from nodegraph.registry import Registry
+from nodegraph.types import all_types
+from ui import socket_colors
 from ui.document import Document
-from ui.node_items import MissingNode, ViewNode, node_class
+from ui.groups import GroupLayer
+from ui.layout import layered_positions, needs_layout
+from ui.link_drop import LinkDrops
+from ui.node_items import MissingNode, RerouteNode, ViewNode, node_class
+from ui.viewer import NODE_MIME, CanvasViewer
 from ui.widgets import ModelFileWidget
 
-NODE_MIME = "application/x-nodegraph-node-type"
 PLACEHOLDER_TYPE = f"{MissingNode.__identifier__}.{MissingNode.__name__}"
+__all__ = ["NODE_MIME", "PLACEHOLDER_TYPE", "Canvas", "CanvasViewer"]
 
 
-class CanvasViewer(NodeViewer):
-    """The NodeGraphQt viewer, taught the engine's link rule, our drops and the Tab search key."""
-
-    tab_pressed = Signal()
-
-    def __init__(self, canvas: Canvas) -> None:
-        super().__init__(undo_stack=None)
-        self.canvas = canvas
-        self.refusal: str | None = None
-
-    def _validate_accept_connection(self, from_port: Any, to_port: Any) -> bool:
-        if not super()._validate_accept_connection(from_port, to_port):
-            return False
-        reason = self.canvas.refusal_reason(from_port, to_port)
-        if reason is not None:
-            self.refusal = reason
-            return False
-        return True
-
-    def apply_live_connection(self, event: Any) -> None:
-        self.refusal = None
-        super().apply_live_connection(event)
-        if self.refusal:
-            self.canvas.edit_refused.emit(self.refusal)
-            self.refusal = None
-
-    def event(self, event: QEvent) -> bool:
-        # Tab normally moves keyboard focus; on the canvas it opens the node search
-        if (
-            event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() == Qt.Key.Key_Tab
-            and self.scene().focusItem() is None  # a field inside a node keeps its Tab
-        ):
-            self.tab_pressed.emit()
-            return True
-        return super().event(event)
-
-    def _combined_rect(self, nodes: list) -> QRectF:
-        # NodeGraphQt groups and ungroups every item to measure them: seconds for a few hundred nodes
-        rect = QRectF()
-        for item in nodes:
-            rect = rect.united(item.sceneBoundingRect())
-        return rect.adjusted(-40, -40, 40, 40)  # ports stick out of the node items
-
-    def node_at(self, viewport_pos: QPoint) -> str | None:
-        """The engine id of the node under a viewport position (its widgets and ports count as the node)."""
-        item = self.itemAt(viewport_pos)
-        while item is not None and not isinstance(item, NodeItem):
-            item = item.parentItem()
-        return self.canvas.engine_id(item.id) if item is not None else None
-
-    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
-        # One menu for every node type (NodeGraphQt's node menus are registered per type string).
-        if isinstance(self.itemAt(event.pos()), QGraphicsProxyWidget):
-            QGraphicsView.contextMenuEvent(self, event)  # a field inside a node keeps its own menu (cut, paste)
-            return
-        node_id = self.node_at(event.pos())
-        if node_id is None:
-            super().contextMenuEvent(event)
-            return
-        self.RMB_state = False
-        self.canvas.node_menu_requested.emit(node_id, event.globalPos())
-        event.accept()
-
-    def _accepts(self, mime: QMimeData) -> bool:
-        return mime.hasFormat(NODE_MIME) or mime.hasUrls()
-
-    def dragEnterEvent(self, event: Any) -> None:
-        event.accept() if self._accepts(event.mimeData()) else event.ignore()
-
-    def dragMoveEvent(self, event: Any) -> None:
-        event.accept() if self._accepts(event.mimeData()) else event.ignore()
-
-
-class Canvas(NodeGraph):
+class Canvas(LinkDrops, NodeGraph):
     """The node editor view over one :class:`Document`."""
 
     edit_refused = Signal(str)  # a link the type rule refuses, a value out of bounds
     files_dropped = Signal(list, tuple)  # local paths, scene position
     selection_changed = Signal()
     node_menu_requested = Signal(str, QPoint)  # engine id, global position (a right click on a node)
+    # a link let go on empty canvas: (engine id, port name, True if it started at an output, scene position)
+    link_search_requested = Signal(str, str, bool, QPointF)
 
     def __init__(self, document: Document, folders: ModelFolders | None = None) -> None:
         self.syncing = True
@@ -131,15 +63,23 @@ class Canvas(NodeGraph):
         self._model_lists: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
         ModelFileWidget.lister = self._list_models
         self.register_node(MissingNode)
+        self.refresh_socket_colors()
         self.register_nodes([node_class(definition) for definition in self.registry])
+        document.initial_params = self._initial_params
         document.node_added.connect(self._on_node_added)
         document.node_removed.connect(self._on_node_removed)
         document.inputs_changed.connect(self._sync_inputs)
         document.param_changed.connect(self._on_param_changed)
         document.layout_changed.connect(self._on_layout_changed)
         document.node_replaced.connect(self._on_node_replaced)
+        document.node_changed.connect(self._on_node_changed)
         document.reset.connect(self.rebuild)
         self.node_selection_changed.connect(lambda *_: self.selection_changed.emit())
+        self._scene = self.viewer().scene()
+        self._scene.selectionChanged.connect(self._raise_selected)
+        self._raised: list[Any] = []
+        self.viewer().link_dropped.connect(self._on_link_dropped)
+        self.groups = GroupLayer(self)
         self.syncing = False
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -167,6 +107,20 @@ class Canvas(NodeGraph):
 
     def refresh_model_lists(self) -> None:
         self._model_lists.clear()
+
+    def _initial_params(self, definition: Any) -> dict[str, Any]:
+        """A new node's model parameter starts with the model when exactly one is installed."""
+        found = {}
+        for param in definition.params:
+            if param.kind == "model_file" and not param.default:
+                names = self._list_models(param.folder, tuple(param.extensions), param.allow_directories)
+                if len(names) == 1:
+                    found[param.name] = names[0]
+        return found
+
+    @staticmethod
+    def refresh_socket_colors() -> None:
+        socket_colors.refresh({t.name: t.color for t in all_types()})
 
     def engine_id(self, item_or_id: Any) -> str | None:
         view_id = item_or_id if isinstance(item_or_id, str) else item_or_id.id
@@ -202,6 +156,19 @@ class Canvas(NodeGraph):
             return "a node cannot feed itself"
         return None if problem is None else str(problem)
 
+    def _raise_selected(self) -> None:
+        """Selected nodes are drawn above the others (NodeGraphQt puts them below)."""
+        for item in self._raised:
+            if shiboken6.isValid(item) and item.scene() is not None and not item.isSelected():
+                item.setZValue(Z_VAL_NODE)
+        scene = self._scene
+        if not shiboken6.isValid(scene):  # the window is going away
+            self._raised = []
+            return
+        self._raised = [i for i in scene.selectedItems() if isinstance(i, NodeItem)]
+        for item in self._raised:
+            item.setZValue(Z_VAL_NODE + 1)
+
     # -- node types ------------------------------------------------------------------------------
 
     def update_types(self, added: Iterable[str], changed: Iterable[str], removed: Iterable[str]) -> list[str]:
@@ -222,6 +189,7 @@ class Canvas(NodeGraph):
                     factory.names.pop(old.NODE_NAME, None)
             # NodeGraphQt records a type's properties once, at its first instance; a changed type has others
             self.model.common_properties().pop(node_type, None)
+        self.refresh_socket_colors()
         fresh = [self.registry.get(t) for t in sorted(set(added) | set(changed))]
         self.register_nodes([node_class(d) for d in fresh if d is not None])
         affected = [n.id for n in self.document.graph.nodes.values() if n.type in touched]
@@ -253,9 +221,29 @@ class Canvas(NodeGraph):
                     self._create_view(node_id)
                 for node_id in self.document.graph.nodes:
                     self._sync_inputs(node_id)
+                if needs_layout(self.document.graph):
+                    self.place_unplaced()
         finally:
             scene.setItemIndexMethod(scene.ItemIndexMethod.BspTreeIndex)
             viewer.setUpdatesEnabled(True)
+
+    def node_sizes(self) -> dict[str, tuple[float, float]]:
+        """The real size of every node item, as drawn now."""
+        return {node_id: (view.view.width, view.view.height) for node_id, view in self.views.items()}
+
+    def layout_positions(self) -> dict[str, tuple[float, float]]:
+        """Where auto layout puts every node, by the real node sizes."""
+        return layered_positions(self.document.graph, self.node_sizes())
+
+    def place_unplaced(self) -> None:
+        """A workflow written without positions (by hand, by another program): lay it out by real sizes.
+        The positions go straight into the graph: they are what the file means, not an edit to undo."""
+        positions = self.layout_positions()
+        for node_id, (x, y) in positions.items():
+            node = self.document.graph.nodes[node_id]
+            if not ("x" in node.layout and "y" in node.layout):
+                node.layout["x"], node.layout["y"] = x, y
+                self._on_layout_changed(node_id)
 
     def _create_view(self, node_id: str) -> ViewNode:
         node = self.document.graph.nodes[node_id]
@@ -288,6 +276,10 @@ class Canvas(NodeGraph):
         color = node.layout.get("color")
         if isinstance(color, (list, tuple)) and len(color) >= 3:
             view.set_property("color", (*[int(c) for c in color[:3]], 255), push_undo=False)
+        shown = [*node.param_inputs, *(n for n in node.inputs if n not in node.param_inputs)]
+        view.show_param_inputs(shown)  # parameters turned into inputs, or driven by a link
+        view.view.set_mode(node.mode)
+        view.view.set_user_size(_user_size(node.layout))
         return view
 
     def _on_node_added(self, node_id: str) -> None:
@@ -309,11 +301,12 @@ class Canvas(NodeGraph):
             return
         links = self.document.graph.nodes[node_id].inputs
         with self._sync():
-            definition = self.registry.get(self.document.graph.nodes[node_id].type)
-            for name in links:
-                if name not in view.inputs():  # a parameter driven by a link, or a placeholder's input
-                    socket = input_socket(definition, name) if definition is not None else None
-                    view.add_typed_input(name, socket.name if socket is not None else "*")
+            missing = [name for name in links if name not in view.inputs()]
+            if missing:  # a parameter driven by a link (shown as its socket from now on), or a placeholder's input
+                view.show_param_inputs(missing)
+                for name in missing:
+                    if name not in view.inputs():
+                        view.add_typed_input(name, "*")
             for name, port in view.inputs().items():
                 wanted = None
                 link = links.get(name)
@@ -336,6 +329,31 @@ class Canvas(NodeGraph):
             for name, widget in view.param_widgets().items():
                 link = links.get(name)
                 widget.set_driven(f"{link[0]}.{link[1]}" if link is not None else None)
+        node = self.document.graph.nodes[node_id]
+        definition = view.definition
+        if definition is not None and any(
+            definition.param(n) is not None and n not in node.param_inputs and n not in links for n in view.inputs()
+        ):
+            # a parameter that was a socket only because a link drove it (older files): its link went, so its
+            # field comes back
+            self.refresh_nodes([node_id])
+            return
+        if isinstance(view, RerouteNode):
+            self._update_reroutes(node_id)
+
+    def _update_reroutes(self, node_id: str) -> None:
+        """A reroute takes the colour of what it carries, and so does every reroute downstream of it."""
+        graph = self.document.graph
+        todo, seen = [node_id], set()
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in graph.nodes:
+                continue
+            seen.add(current)
+            view = self.views.get(current)
+            if isinstance(view, RerouteNode):
+                view.set_carried_type(reroute_type(graph, self.registry, current).name)
+                todo.extend(n.id for n in graph.nodes.values() if n.type == REROUTE and n.inputs.get("value", ("",))[0] == current)
 
     def _on_param_changed(self, node_id: str, name: str) -> None:
         view = self.views.get(node_id)
@@ -369,6 +387,21 @@ class Canvas(NodeGraph):
             rgb = tuple(int(c) for c in color[:3]) if isinstance(color, (list, tuple)) and len(color) >= 3 else view.base_color
             if tuple(view.color()) != rgb:
                 view.set_property("color", (*rgb, 255), push_undo=False)
+            view.view.set_user_size(_user_size(node.layout))
+
+    def _on_node_changed(self, node_id: str) -> None:
+        """A node's mode or parameter inputs changed."""
+        view = self.views.get(node_id)
+        if view is None:
+            return
+        node = self.document.graph.nodes[node_id]
+        shown = {n for n in view.inputs() if view.definition is not None and view.definition.param(n) is not None}
+        if shown - set(node.param_inputs) - set(node.inputs):
+            self.refresh_nodes([node_id])  # a socket went back to a field: rebuild the node
+            return
+        view.show_param_inputs(node.param_inputs)
+        view.view.set_mode(node.mode)
+        self._sync_inputs(node_id)
 
     # -- view -> document ------------------------------------------------------------------------
 
@@ -444,6 +477,13 @@ class Canvas(NodeGraph):
             self.document.set_title(node_id, name)
             self._on_layout_changed(node_id)
 
+    def node_resized(self, view_id: str, size: tuple[float, float] | None) -> None:
+        """The resize grip let go (or double-clicked: ``None``, back to the natural size)."""
+        node_id = self.engine_id(view_id)
+        if node_id is not None:
+            self.document.set_size(node_id, size)
+            self._on_layout_changed(node_id)
+
     def _on_search_triggered(self, node_type: str, pos: tuple) -> None:
         self.document.add_node(node_type, pos)
 
@@ -489,12 +529,18 @@ class Canvas(NodeGraph):
                 view.view.set_problem(bool(texts))
                 view.update_tooltip()
 
-    def show_text(self, node_id: str, text: str) -> None:
+    def show_text(self, node_id: str, text: str) -> bool:
         view = self.views.get(node_id)
-        if view is not None:
-            view.show_text(text)
+        return view is not None and view.show_text(text)
 
-    def show_image(self, node_id: str, pixmap: QPixmap) -> None:
+    def show_image(self, node_id: str, pixmap: QPixmap) -> bool:
+        """Show an image in the node's own image box; False if it has none (the image panel shows it)."""
         view = self.views.get(node_id)
-        if view is not None:
-            view.show_image(pixmap)
+        return view is not None and view.show_image(pixmap)
+
+
+def _user_size(layout: dict[str, Any]) -> tuple[float, float] | None:
+    width, height = layout.get("width"), layout.get("height")
+    if isinstance(width, (int, float)) and isinstance(height, (int, float)):
+        return float(width), float(height)
+    return None

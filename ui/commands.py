@@ -4,14 +4,27 @@ whose signals make the canvas follow; the canvas never edits the graph itself.""
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from PySide6.QtCore import SignalInstance
 from PySide6.QtGui import QUndoCommand
 
-from nodegraph.graph import GraphNode
+from nodegraph.graph import Graph, GraphNode
 
-if TYPE_CHECKING:
-    from ui.document import Document
+
+class EditTarget(Protocol):
+    """What a command edits and whom it tells: the graph and the document's signals. (A protocol, so that
+    this module does not import :mod:`ui.document`, which imports the commands.)"""
+
+    graph: Graph
+    node_added: SignalInstance
+    node_removed: SignalInstance
+    inputs_changed: SignalInstance
+    param_changed: SignalInstance
+    layout_changed: SignalInstance
+    node_replaced: SignalInstance
+    node_changed: SignalInstance
+    groups_changed: SignalInstance
 
 # ids for QUndoCommand.mergeWith: consecutive edits of one parameter collapse into one undo step
 _MERGE_PARAM = 1001
@@ -28,7 +41,7 @@ def _insert_at(nodes: dict[str, GraphNode], index: int, node: GraphNode) -> None
 class AddNodesCommand(QUndoCommand):
     """Adds nodes (one new node, or a pasted fragment whose inputs may point at each other)."""
 
-    def __init__(self, doc: Document, nodes: list[GraphNode], text: str) -> None:
+    def __init__(self, doc: EditTarget, nodes: list[GraphNode], text: str) -> None:
         super().__init__(text)
         self.doc = doc
         self.nodes = [copy.deepcopy(n) for n in nodes]
@@ -49,7 +62,7 @@ class AddNodesCommand(QUndoCommand):
 class RemoveNodesCommand(QUndoCommand):
     """Removes nodes and every link touching them; undo puts back the nodes, their place and the links."""
 
-    def __init__(self, doc: Document, node_ids: list[str]) -> None:
+    def __init__(self, doc: EditTarget, node_ids: list[str]) -> None:
         super().__init__(f"delete {len(node_ids)} node(s)")
         self.doc = doc
         order = list(doc.graph.nodes)
@@ -89,7 +102,7 @@ class SetLinksCommand(QUndoCommand):
     """Sets or clears inputs: ``{(target, input): (source, output) or None}``. Checked links only: the
     document runs :meth:`Graph.connect` (which raises :class:`~nodegraph.LinkRefused`) before pushing."""
 
-    def __init__(self, doc: Document, changes: dict[tuple[str, str], tuple[str, str] | None], text: str) -> None:
+    def __init__(self, doc: EditTarget, changes: dict[tuple[str, str], tuple[str, str] | None], text: str) -> None:
         super().__init__(text)
         self.doc = doc
         self.after = dict(changes)
@@ -113,7 +126,7 @@ class SetLinksCommand(QUndoCommand):
 
 
 class SetParamCommand(QUndoCommand):
-    def __init__(self, doc: Document, node_id: str, name: str, value: Any) -> None:
+    def __init__(self, doc: EditTarget, node_id: str, name: str, value: Any) -> None:
         super().__init__(f"set {node_id}.{name}")
         self.doc = doc
         self.node_id = node_id
@@ -148,7 +161,7 @@ class SetParamCommand(QUndoCommand):
 class SetLayoutCommand(QUndoCommand):
     """Moves nodes, renames or recolours them: layout keys only, ``None`` removes a key."""
 
-    def __init__(self, doc: Document, changes: dict[str, dict[str, Any]], text: str) -> None:
+    def __init__(self, doc: EditTarget, changes: dict[str, dict[str, Any]], text: str) -> None:
         super().__init__(text)
         self.doc = doc
         self.after = {node_id: dict(values) for node_id, values in changes.items()}
@@ -177,7 +190,7 @@ class SetLayoutCommand(QUndoCommand):
 class UpgradeNodesCommand(QUndoCommand):
     """Sets nodes' versions and parameters together: a node brought up to a newer version of its type."""
 
-    def __init__(self, doc: Document, after: dict[str, tuple[int, dict[str, Any]]], text: str) -> None:
+    def __init__(self, doc: EditTarget, after: dict[str, tuple[int, dict[str, Any]]], text: str) -> None:
         super().__init__(text)
         self.doc = doc
         self.after = copy.deepcopy(after)
@@ -189,6 +202,55 @@ class UpgradeNodesCommand(QUndoCommand):
             node.version = version
             node.params = copy.deepcopy(params)
             self.doc.node_replaced.emit(node_id)
+
+    def redo(self) -> None:
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        self._apply(self.before)
+
+
+class SetNodeFieldsCommand(QUndoCommand):
+    """Sets a node's mode (bypass, mute) or its parameter inputs: ``{node id: {"mode": ..., "param_inputs": [...]}}``."""
+
+    FIELDS = ("mode", "param_inputs")
+
+    def __init__(self, doc: EditTarget, changes: dict[str, dict[str, Any]], text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.after = copy.deepcopy(changes)
+        self.before = {
+            node_id: {key: copy.deepcopy(getattr(doc.graph.nodes[node_id], key)) for key in values}
+            for node_id, values in changes.items()
+        }
+
+    def _apply(self, values: dict[str, dict[str, Any]]) -> None:
+        for node_id, fields in values.items():
+            node = self.doc.graph.nodes[node_id]
+            for key, value in fields.items():
+                assert key in self.FIELDS, key
+                setattr(node, key, copy.deepcopy(value))
+            self.doc.node_changed.emit(node_id)
+
+    def redo(self) -> None:
+        self._apply(self.after)
+
+    def undo(self) -> None:
+        self._apply(self.before)
+
+
+class SetGroupsCommand(QUndoCommand):
+    """Replaces the list of groups (add, remove, rename, recolour, move or resize one)."""
+
+    def __init__(self, doc: EditTarget, groups: list[dict[str, Any]], text: str) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.before = copy.deepcopy(doc.graph.groups)
+        self.after = copy.deepcopy(groups)
+
+    def _apply(self, groups: list[dict[str, Any]]) -> None:
+        self.doc.graph.groups = copy.deepcopy(groups)
+        self.doc.groups_changed.emit()
 
     def redo(self) -> None:
         self._apply(self.after)

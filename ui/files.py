@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from nodegraph.workflow import atomic_write_bytes
 from ui.document import Document
 
 MAX_RECENT = 10
-AUTOSAVE_MS = 30_000
+AUTOSAVE_MS = 1_000  # after the last edit: the work of the last second at most is lost in a crash
 
 
 def data_dir() -> Path:
@@ -51,17 +52,19 @@ class RecentFiles:
 
 
 class Autosave(QObject):
-    """Writes the document to ``recovery.json`` while it has unsaved changes; removes it once they are saved
-    or discarded. A recovery file found at start-up means the last session ended without saving."""
+    """Writes the document to ``recovery.json`` about a second after each edit (undo and redo included) while
+    it has unsaved changes; removes it once they are saved or discarded. A recovery file found at start-up
+    means the last session ended without saving."""
 
     def __init__(self, document: Document, folder: Path | None = None, interval_ms: int = AUTOSAVE_MS) -> None:
         super().__init__(document)
         self.document = document
         self.folder = folder or data_dir()
         self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.save_now)
-        self.timer.start()
+        document.undo_stack.indexChanged.connect(lambda *_: self.timer.start())  # restarts: a burst saves once
         document.undo_stack.cleanChanged.connect(self._on_clean_changed)
 
     @property
@@ -73,6 +76,7 @@ class Autosave(QObject):
             return False
         record = {
             "pid": os.getpid(),
+            "saved_at": time.time(),
             "path": str(self.document.path) if self.document.path else None,
             "workflow": self.document.document(),
         }

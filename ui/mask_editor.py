@@ -40,10 +40,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 def input_folder() -> Path:
-    """Where images from the Images panel (and masks beside read-only images) are saved."""
-    from ui.files import data_dir
+    """Where images from the Images panel (and masks beside read-only images) are saved: the user's input
+    folder, which workflows search for relative paths."""
+    from nodegraph.paths import user_input_dir
 
-    return data_dir() / "input"
+    return user_input_dir()
 
 
 class MaskView(QGraphicsView):
@@ -354,33 +355,62 @@ def _mask_params(window: Any, node_id: str) -> tuple[str, str] | None:
     return None
 
 
-def add_mask_action(window: Any, menu: Any, node_id: str) -> None:
-    """Add "Edit Mask…" to a node's context menu when the node loads an image with a mask file."""
-    params = _mask_params(window, node_id)
-    if params is None:
-        return
-    node = window.document.graph.nodes[node_id]
-    action = menu.addAction("Edit Mask…", lambda: edit_node_mask(window, node_id))
-    action.setEnabled(bool(node.params.get(params[0])))
-    action.setStatusTip("Paint the area to repaint; the mask is saved beside the image and this node points at it")
+def _policy(window: Any) -> Any:
+    """How the editor's runs find input files: beside the open workflow, then in the input folders."""
+    from nodegraph.paths import PathPolicy
+
+    path = getattr(window.document, "path", None)
+    return PathPolicy(workflow_dir=Path(path).resolve().parent if path else None, confined=False)
+
+
+def _param_for(value: str, image: Path, saved: Path) -> str:
+    """The mask's path written the way the image's is: relative (to the same folder the image was found from)
+    when the image's path is relative and the mask lies beside it, else absolute."""
+    relative = Path(value)
+    if not relative.is_absolute() and saved.parent == image.parent:
+        return (relative.parent / saved.name).as_posix()
+    return str(saved)
 
 
 def edit_node_mask(window: Any, node_id: str) -> MaskEditor | None:
     """Open the mask editor on a Load Image node's image; on save, point the node's mask_path at the new file."""
+    from nodegraph.errors import NodeInputError
+    from nodegraph.paths import resolve_read
+
     params = _mask_params(window, node_id)
     if params is None:
         return None
     node = window.document.graph.nodes[node_id]
-    image, mask = node.params.get(params[0]), node.params.get(params[1]) or None
+    image_value, mask_value = node.params.get(params[0], ""), node.params.get(params[1]) or ""
+    policy = _policy(window)
     try:
-        editor = MaskEditor(image, mask if mask and Path(mask).is_file() else None, window)
+        image = resolve_read(policy, image_value, params[0], "image file")
+        mask = resolve_read(policy, mask_value, params[1], "mask file") if mask_value else None
+    except (NodeInputError, OSError) as exc:
+        QMessageBox.warning(window, "Edit mask", str(exc))
+        return None
+    try:
+        editor = MaskEditor(image, mask, window)
     except ValueError as exc:
         QMessageBox.warning(window, "Edit mask", str(exc))
         return None
     if editor.exec() == QDialog.DialogCode.Accepted and editor.saved_path is not None:
-        window.document.set_param(node_id, params[1], str(editor.saved_path))
+        window.document.set_param(node_id, params[1], _param_for(image_value, image, editor.saved_path))
         window.log("info", f"mask saved to {editor.saved_path}; {node_id}.{params[1]} points at it")
     return editor
+
+
+def _register_node_action() -> None:
+    from ui.node_menu import register_node_action
+
+    register_node_action(
+        "Edit Mask…", lambda ctx: edit_node_mask(ctx.window, ctx.node_id), node_types={"core.LoadImage"},
+        enabled=lambda ctx: bool(ctx.node.params.get("path")),
+        tip="Paint the area to repaint; the mask is saved beside the image and this node points at it",
+    )
+
+
+_register_node_action()
 
 
 def inpaint_image_from_panel(window: Any) -> str | None:

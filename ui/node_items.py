@@ -1,8 +1,9 @@
-"""NodeGraphQt node classes generated from the registry, the missing-type placeholder, and run-state drawing.
+"""NodeGraphQt node classes generated from the registry, the missing-type placeholder, reroutes and notes.
 
 One class per :class:`~nodegraph.NodeDef` (type string = the engine's node id), so plugins appear like
-built-ins. Ports carry the socket type's colour. Ports are :class:`GuardedPort`: every connection made
-through NodeGraphQt's API goes to the canvas, which asks the engine's rule first.
+built-ins. Ports carry their socket type's colour (:mod:`ui.socket_colors`). Ports are :class:`GuardedPort`:
+every connection made through NodeGraphQt's API goes to the canvas, which asks the engine's rule first.
+How a node is drawn is :mod:`ui.node_item`'s business.
 """
 
 from __future__ import annotations
@@ -11,27 +12,25 @@ from typing import TYPE_CHECKING, Any
 
 from NodeGraphQt import BaseNode
 from NodeGraphQt.base.port import Port
-from NodeGraphQt.constants import ICON_NODE_BASE, NodePropWidgetEnum
-from NodeGraphQt.qgraphics.node_base import NodeItem
-from PySide6.QtCore import QRectF, Qt
+from NodeGraphQt.constants import NodePropWidgetEnum
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPainter, QPen
 
+from nodegraph.graph import REROUTE
 from nodegraph.node import NodeDef
 from nodegraph.types import type_named
-from ui.widgets import ImagePreviewWidget, ParamWidget, ReadOnlyWidget, TextResultWidget, widget_for
+from ui.node_item import NodeView, paint_port
+from ui.note_widget import NoteWidget
+from ui.result_widgets import ImagePreviewWidget, TextResultWidget, wants_image_box, wants_text_box
+from ui.socket_colors import socket_color
+from ui.widgets import ParamWidget, ReadOnlyWidget, widget_for
 
 if TYPE_CHECKING:
     from nodegraph.graph import GraphNode
 
-STATE_COLORS = {
-    "waiting": QColor(120, 120, 120),
-    "running": QColor(240, 180, 40),
-    "cached": QColor(90, 140, 200),
-    "done": QColor(80, 190, 100),
-    "failed": QColor(225, 60, 60),
-}
 MISSING_COLOR = (110, 40, 40)
-PROBLEM_COLOR = QColor(235, 80, 60)
+NOTE_COLOR = (74, 70, 38)
+NOTE_TYPE = "core.Note"
 
 
 class GuardedPort(Port):
@@ -52,96 +51,16 @@ class GuardedPort(Port):
         graph.request_disconnect(self, port)
 
 
-class StateNodeItem(NodeItem):
-    """A node item that also draws its run state: a coloured border and a step progress bar."""
-
-    @NodeItem.layout_direction.setter
-    def layout_direction(self, value: int = 0) -> None:
-        # NodeGraphQt redraws the node whenever this is assigned, even unchanged (4 redraws per new node)
-        if value != self.layout_direction:
-            NodeItem.layout_direction.fset(self, value)
-
-    @NodeItem.icon.setter
-    def icon(self, path: str | None = None) -> None:
-        # NodeGraphQt reloads the icon file and redraws the node each time its properties are copied to the
-        # view (twice per new node); our nodes keep the default icon
-        if (path or ICON_NODE_BASE) == (self._properties.get("icon") or ICON_NODE_BASE):
-            self._properties["icon"] = path
-            return
-        NodeItem.icon.fset(self, path)
-
-    @NodeItem.name.setter
-    def name(self, name: str = "") -> None:
-        # as NodeGraphQt's, minus its tooltip ("node: <name>"), which would replace the canvas's
-        self._properties["name"] = name
-        if name != self._text_item.toPlainText():
-            self._text_item.setPlainText(name)
-            if self.scene():
-                self.align_label()
-            self.update()
-
-    def _tooltip_disable(self, state: bool) -> None:
-        """NodeGraphQt writes its own tooltip on every redraw; the canvas's tooltip (id, type, problems, run
-        state) must survive redraws such as an image preview arriving."""
-
-    def __init__(self, name: str = "node", parent: Any = None) -> None:
-        super().__init__(name, parent)
-        self.run_state = ""
-        self.progress: float | None = None
-        self.has_problem = False
-
-    def set_run_state(self, state: str, progress: float | None = None) -> None:
-        self.run_state = state
-        self.progress = progress
-        self.update()
-
-    def set_problem(self, flag: bool) -> None:
-        if flag != self.has_problem:
-            self.has_problem = flag
-            self.update()
-
-    def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
-        super().paint(painter, option, widget)
-        color = STATE_COLORS.get(self.run_state)
-        if color is None:
-            if self.has_problem:  # found by validation before any run: a dotted red frame (a failure is solid)
-                painter.save()
-                pen = QPen(PROBLEM_COLOR, 2.0)
-                pen.setStyle(Qt.PenStyle.DotLine)
-                painter.setPen(pen)
-                painter.setBrush(Qt.BrushStyle.NoBrush)
-                painter.drawRoundedRect(self.boundingRect().adjusted(1, 1, -1, -1), 4, 4)
-                painter.restore()
-            return
-        painter.save()
-        rect = self.boundingRect().adjusted(1, 1, -1, -1)
-        pen = QPen(color, 2.5 if self.run_state != "waiting" else 1.2)
-        if self.run_state == "waiting":
-            pen.setStyle(Qt.PenStyle.DashLine)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRoundedRect(rect, 4, 4)
-        bar = QRectF(rect.left() + 6, rect.bottom() - 7, rect.width() - 12, 4)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(0, 0, 0, 120))
-        painter.drawRect(bar)
-        if self.run_state == "running" and self.progress is not None:
-            bar.setWidth(bar.width() * max(0.0, min(1.0, self.progress)))
-        elif self.run_state == "waiting" or (self.run_state == "running" and self.progress is None):
-            bar.setWidth(0)
-        painter.setBrush(color)
-        painter.drawRect(bar)
-        painter.restore()
-
-
 class ViewNode(BaseNode):
     """Common part of engine-backed and placeholder nodes."""
 
     __identifier__ = "nodegraph"
     NODE_NAME = "Node"
+    ITEM_CLASS: type[NodeView] = NodeView
+    definition: NodeDef | None = None
 
     def __init__(self) -> None:
-        super().__init__(StateNodeItem)
+        super().__init__(self.ITEM_CLASS)
         self.engine_id = ""
         self.base_color: tuple[int, ...] = (13, 18, 23)  # the colour a node has without a layout colour
         self.base_tooltip = ""
@@ -149,18 +68,26 @@ class ViewNode(BaseNode):
         self.status = ""  # the last run state and its message
         self.preview: ImagePreviewWidget | None = None
         self.result_text: TextResultWidget | None = None
+        self.type_names: dict[str, str] = {}  # port name -> socket type name (inputs and outputs)
 
     def _guard(self, port: Port) -> Port:
         port.__class__ = GuardedPort
         return port
 
-    def add_typed_input(self, name: str, type_name: str, label: str = "") -> Port:
+    def add_typed_input(self, name: str, type_name: str, label: str = "", help_text: str = "") -> Port:
         socket = type_named(type_name)
-        port = self.add_input(name, color=socket.color, display_name=True)
-        if label and label != name:
-            port.view.setToolTip(f"{label} ({socket.name})")
-        else:
-            port.view.setToolTip(socket.name)
+        port = self.add_input(name, color=socket_color(socket.name), display_name=True, painter_func=paint_port)
+        port.view.setToolTip(f"{label or name}: {socket.name}" + (f"\n{help_text}" if help_text else ""))
+        self.view.set_port_label(port.view, label or name)
+        self.type_names[name] = socket.name
+        return self._guard(port)
+
+    def add_typed_output(self, name: str, type_name: str, label: str = "", help_text: str = "") -> Port:
+        socket = type_named(type_name)
+        port = self.add_output(name, color=socket_color(socket.name), display_name=True, painter_func=paint_port)
+        port.view.setToolTip(f"{label or name}: {socket.name}" + (f"\n{help_text}" if help_text else ""))
+        self.view.set_port_label(port.view, label or name)
+        self.type_names["out:" + name] = socket.name
         return self._guard(port)
 
     def update_tooltip(self) -> None:
@@ -171,50 +98,76 @@ class ViewNode(BaseNode):
             parts.append(self.status)
         self.view.setToolTip("\n\n".join(p for p in parts if p))
 
-    def add_typed_output(self, name: str, type_name: str) -> Port:
-        socket = type_named(type_name)
-        port = self.add_output(name, color=socket.color, display_name=True)
-        port.view.setToolTip(socket.name)
-        return self._guard(port)
-
-    def add_param_widget(self, widget: ParamWidget) -> None:
+    def add_param_widget(self, widget: Any) -> None:
         """Like ``add_custom_widget`` minus its immediate redraw (the node is drawn once when placed) and
         minus the link to NodeGraphQt's property undo (edits go to the document instead)."""
         self.create_property(widget.get_name(), widget.get_value(), widget_type=NodePropWidgetEnum.HIDDEN.value)
         widget._node = self
         self.view.add_widget(widget)
 
+    def make_widget(self, spec: dict[str, Any]) -> ParamWidget:
+        return widget_for(spec, self.view)
+
     def param_widgets(self) -> dict[str, ParamWidget]:
         return {w.param_name: w for w in self.view.widgets.values() if isinstance(w, ParamWidget)}
 
-    def show_image(self, pixmap: Any) -> None:
-        if self.preview is None:
-            self.preview = ImagePreviewWidget(self.view)
-            self.add_custom_widget(self.preview)
-        self.preview.set_pixmap(pixmap)
-        self.view.draw_node()
+    def show_param_inputs(self, names: list[str]) -> None:
+        """Show these parameters as input sockets instead of fields (parameters turned into inputs, or driven
+        by a link)."""
+        definition = self.definition
+        widgets = self.param_widgets()
+        changed = False
+        for name in names:
+            param = definition.param(name) if definition is not None else None
+            if param is None or name in self.inputs():
+                continue
+            self.add_typed_input(name, param.socket_type.name, param.label or name.replace("_", " "), param.help)
+            if name in widgets:
+                widgets[name].as_input = True  # the layout leaves it out; the socket stands for it
+                widgets[name].setVisible(False)
+            changed = True
+        if changed:
+            self.view.draw_node()
 
-    def show_text(self, text: str) -> None:
+    def show_image(self, pixmap: Any) -> bool:
+        """Show an image in the node's image box; False if the node has none (the image panel shows it)."""
+        if self.preview is None:
+            return False
+        self.preview.set_pixmap(pixmap)
+        return True
+
+    def show_text(self, text: str) -> bool:
         if self.result_text is None:
-            self.result_text = TextResultWidget(self.view)
-            self.add_custom_widget(self.result_text)
+            return False
         self.result_text.set_value(text)
-        self.view.draw_node()
+        return True
 
 
 def node_class(definition: NodeDef) -> type[ViewNode]:
     """A NodeGraphQt class for one engine node type (its type string is the engine id)."""
+    if definition.id == REROUTE:
+        base: type[ViewNode] = RerouteNode
+    elif definition.id == NOTE_TYPE:
+        base = NoteNode
+    else:
+        base = ViewNode
     schema = definition.schema()
     namespace, _, class_name = definition.id.rpartition(".")
 
     def __init__(self: ViewNode) -> None:
-        ViewNode.__init__(self)
+        base.__init__(self)
         for spec in schema["inputs"]:
-            self.add_typed_input(spec["name"], spec["type"], spec["label"])
+            self.add_typed_input(spec["name"], spec["type"], spec["label"], spec["help"])
         for spec in schema["outputs"]:
-            self.add_typed_output(spec["name"], spec["type"])
+            self.add_typed_output(spec["name"], spec["type"], spec["label"], spec["help"])
         for spec in schema["params"]:
-            self.add_param_widget(widget_for(spec, self.view))
+            self.add_param_widget(self.make_widget(spec))
+        if wants_image_box(definition):
+            self.preview = ImagePreviewWidget(self.view)
+            self.add_param_widget(self.preview)
+        if wants_text_box(definition):
+            self.result_text = TextResultWidget(self.view)
+            self.add_param_widget(self.result_text)
 
     attrs = {
         "__identifier__": namespace,
@@ -223,7 +176,69 @@ def node_class(definition: NodeDef) -> type[ViewNode]:
         "__init__": __init__,
         "__doc__": definition.description,
     }
-    return type(class_name, (ViewNode,), attrs)
+    return type(class_name, (base,), attrs)
+
+
+class NoteNode(ViewNode):
+    """``core.Note``: a Markdown text on the canvas, no sockets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_color(*NOTE_COLOR)
+
+    def make_widget(self, spec: dict[str, Any]) -> ParamWidget:
+        return NoteWidget({**spec, "label": ""}, self.view)
+
+
+class RerouteView(NodeView):
+    """A reroute: a small pill with one input and one output, in the colour of the type it carries."""
+
+    WIDTH, HEIGHT = 44.0, 26.0
+    stretch_widgets = False
+
+    def _draw_node_horizontal(self) -> None:
+        self.min_size = (self.WIDTH, self.HEIGHT)
+        self.set_size(self.WIDTH, self.HEIGHT)
+        self._text_item.setVisible(False)
+        for items, left in ((self._input_items, True), (self._output_items, False)):
+            for port, text in items.items():
+                text.setVisible(False)
+                rect = port.boundingRect()
+                x = -rect.width() / 2 + 6 if left else self.WIDTH - rect.width() / 2 - 6
+                port.setPos(x, (self.HEIGHT - rect.height()) / 2)
+        self.update()
+
+    def auto_switch_mode(self) -> None:
+        pass  # nothing to hide
+
+    def paint(self, painter: QPainter, option: Any, widget: Any) -> None:
+        painter.save()
+        rect = QRectF(0.5, 0.5, self.WIDTH - 1, self.HEIGHT - 1)
+        painter.setBrush(QColor(60, 62, 68) if self.mode != "bypass" else QColor(110, 60, 150))
+        pen = QPen(QColor(254, 207, 42) if self.selected else QColor(20, 20, 20), 1.5)
+        painter.setPen(pen)
+        painter.drawRoundedRect(rect, self.HEIGHT / 2, self.HEIGHT / 2)
+        painter.restore()
+
+    def _grip_rect(self) -> QRectF:
+        return QRectF()  # a reroute is not resized
+
+
+class RerouteNode(ViewNode):
+    ITEM_CLASS = RerouteView
+
+    def set_carried_type(self, type_name: str) -> None:
+        """Colour both ports with the type the reroute carries (``*`` while nothing feeds it)."""
+        color = socket_color(type_name)
+        for port in (*self.inputs().values(), *self.outputs().values()):
+            if tuple(port.view.color[:3]) != color:
+                port.view.color = (*color, 255)
+                port.view.update()
+            port.view.setToolTip(f"carries {type_name}")
+            for pipe in port.view.connected_pipes:  # links drawn before the type was known
+                if tuple(pipe.color[:3]) != color:
+                    pipe.color = (*color, 255)
+                    pipe.reset()
 
 
 class MissingNode(ViewNode):
@@ -240,9 +255,12 @@ class MissingNode(ViewNode):
             self.add_typed_output(name, "*")
         for name, value in node.params.items():
             widget = ReadOnlyWidget({"name": name, "label": name, "default": value}, self.view)
-            self.add_custom_widget(widget)
+            self.add_param_widget(widget)
         self.base_tooltip = (
             f"{node.id} · {node.type} v{node.version} (not installed)\n"
             "Its parameters and links are kept unchanged when you save."
         )
         self.update_tooltip()
+
+
+__all__ = ["GuardedPort", "MissingNode", "NoteNode", "RerouteNode", "ViewNode", "node_class"]

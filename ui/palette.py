@@ -6,6 +6,7 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, Signal
 from PySide6.QtGui import QDrag, QKeyEvent
 from PySide6.QtWidgets import (
     QFrame,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -17,7 +18,8 @@ from PySide6.QtWidgets import (
 
 from nodegraph.node import NodeDef
 from nodegraph.registry import Registry
-from ui.canvas import NODE_MIME
+from ui.search import rank
+from ui.viewer import NODE_MIME
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 
@@ -133,9 +135,10 @@ class Palette(QWidget):
         return [item.data(0, TYPE_ROLE) for item in self.type_items() if not item.isHidden() and not _hidden_parent(item)]
 
     def _add_first(self) -> None:
-        visible = self.visible_types()
-        if visible:
-            self.add_requested.emit(visible[0])
+        visible = set(self.visible_types())
+        ranked = [d.id for d in rank(self.registry, self.search.text()) if d.id in visible]
+        if ranked:
+            self.add_requested.emit(ranked[0])
 
 
 def _hidden_parent(item: QTreeWidgetItem) -> bool:
@@ -148,31 +151,40 @@ def _hidden_parent(item: QTreeWidgetItem) -> bool:
 
 
 class TabSearch(QFrame):
-    """A small popup over the canvas: type to filter node types, Enter adds the selected one at the cursor."""
+    """A small popup over the canvas: type to search node types (ranked: :mod:`ui.search`); Enter adds the
+    best match where the search was opened. Opened for a dropped link, it lists only the types that fit."""
 
     chosen = Signal(str)
 
     def __init__(self, registry: Registry, parent: QWidget) -> None:
         super().__init__(parent)
         self.registry = registry
+        self.allowed: set[str] | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("TabSearch { background: #2b2b2b; border: 1px solid #5a8ad0; border-radius: 4px; }")
+        self.hint = QLabel()
+        self.hint.setStyleSheet("color: #9ab; padding: 0 2px;")
         self.line = QLineEdit()
         self.line.setPlaceholderText("Add node…")
         self.list = QListWidget()
-        self.list.setMinimumHeight(220)
+        self.list.setMinimumHeight(240)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.hint)
         layout.addWidget(self.line)
         layout.addWidget(self.list)
-        self.resize(280, 280)
+        self.resize(320, 310)
         self.line.textChanged.connect(self.refresh)
         self.line.returnPressed.connect(self.submit)
         self.list.itemActivated.connect(lambda _item: self.submit())
         self.line.installEventFilter(self)
         self.hide()
 
-    def popup(self, at: QPoint) -> None:
+    def popup(self, at: QPoint, allowed: set[str] | None = None, hint: str = "") -> None:
+        """Show the search with its top-left corner near ``at`` (viewport coordinates), kept inside the view."""
+        self.allowed = allowed
+        self.hint.setText(f"Nodes that fit: {hint}" if hint else "")
+        self.hint.setVisible(bool(hint))
         self.line.clear()
         self.refresh("")
         parent = self.parentWidget()
@@ -183,14 +195,17 @@ class TabSearch(QFrame):
         self.raise_()
         self.line.setFocus()
 
+    def candidates(self, text: str) -> list[NodeDef]:
+        pool = [d for d in self.registry if self.allowed is None or d.id in self.allowed]
+        return rank(pool, text)
+
     def refresh(self, text: str) -> None:
         self.list.clear()
-        for definition in self.registry:
-            if matches(definition, text):
-                item = QListWidgetItem(f"{definition.name}    ({definition.category})")
-                item.setData(TYPE_ROLE, definition.id)
-                item.setToolTip(tooltip(definition))
-                self.list.addItem(item)
+        for definition in self.candidates(text):
+            item = QListWidgetItem(f"{definition.name}    ({definition.category})")
+            item.setData(TYPE_ROLE, definition.id)
+            item.setToolTip(tooltip(definition))
+            self.list.addItem(item)
         if self.list.count():
             self.list.setCurrentRow(0)
 
@@ -209,5 +224,6 @@ class TabSearch(QFrame):
                 return True
             if key == Qt.Key.Key_Escape:
                 self.hide()
+                self.parentWidget().setFocus()
                 return True
         return super().eventFilter(watched, event)

@@ -11,6 +11,7 @@ import gc
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -135,14 +136,20 @@ class RunController(QObject):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None) -> bool:
+    def start(
+        self, graph: Graph, output_dir: Any = None, targets: list[str] | None = None, workflow_path: Any = None
+    ) -> bool:
         """Run a snapshot of ``graph`` (its output nodes, or ``targets`` and what they need); returns False if a
-        run is already going."""
+        run is already going. Relative input paths are looked up beside ``workflow_path`` (the open file), then in
+        the input folders; absolute ones are accepted (the person at the screen chose them)."""
+        from nodegraph.paths import PathPolicy
+
         if self.running:
             return False
         snapshot = graph.copy()  # the user keeps editing while the worker runs
         self._token = CancelToken()
-        settings = RunSettings(workflow=to_document(snapshot))
+        folder = Path(workflow_path).resolve().parent if workflow_path is not None else None
+        settings = RunSettings(workflow=to_document(snapshot), paths=PathPolicy(workflow_dir=folder, confined=False))
         if output_dir is not None:
             settings.output_dir = output_dir
         self._gc_was_enabled = gc.isenabled()

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from NodeGraphQt import NodeBaseWidget
-from PySide6.QtCore import QRect, QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPixmap, QRegularExpressionValidator
+from PySide6.QtCore import QPointF, QRect, QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QRegularExpressionValidator
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSlider,
@@ -31,10 +31,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.icons import dice_icon
+from ui.theme import CAPTION_COLOR, caption_font
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT_LIMIT = 1e12
-WIDGET_WIDTH = 160
+WIDGET_WIDTH = 180
 PROPERTY_PREFIX = "param:"
+MISSING_ROLE = Qt.ItemDataRole.UserRole + 1
 
 # (folder, extensions, directories) -> names; filled by the canvas so a 300-node file lists each folder once
 ModelLister = Callable[[str, tuple[str, ...], bool], list[str]]
@@ -45,8 +49,7 @@ class FieldBox(QWidget):
     every node redraw (most of the time spent opening a large workflow). The caption is painted, not a QLabel:
     one child widget less per parameter is a fifth of the cost of a node when opening a large workflow."""
 
-    CAPTION_COLOR = QColor(138, 138, 138)
-    _caption_font: QFont | None = None
+    CAPTION_COLOR = CAPTION_COLOR
 
     def __init__(self, label: str, inner: QWidget) -> None:
         super().__init__()
@@ -58,13 +61,9 @@ class FieldBox(QWidget):
         self._align = Qt.AlignmentFlag.AlignHCenter
         self.setTitle(label)
 
-    @classmethod
-    def caption_font(cls) -> QFont:
-        if cls._caption_font is None:
-            font = QFont(QApplication.font())
-            font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
-            cls._caption_font = font
-        return cls._caption_font
+    @staticmethod
+    def caption_font() -> QFont:
+        return caption_font()
 
     def _caption_height(self) -> int:
         return QFontMetrics(self.caption_font()).height() + 1 if self.title else 0
@@ -102,14 +101,18 @@ class LightWidget(NodeBaseWidget):
 
 
 class ParamWidget(LightWidget):
-    """Base of the parameter widgets: ``edited(name, value)`` is emitted for user edits only."""
+    """Base of the parameter widgets: ``edited(name, value)`` is emitted for user edits only. A widget with
+    ``stretch`` takes a share of the extra height when the user makes its node taller (prompts, notes)."""
 
     edited = Signal(str, object)
+    stretch = False
+    captioned_inside = False  # the widget shows its own label (a check box): no caption above it
 
     def __init__(self, schema: dict[str, Any], parent: Any = None) -> None:
         # NodeGraphQt keeps widget values as node properties; a prefix keeps parameters such as "width",
         # "name" or "color" clear of its reserved property names
-        super().__init__(parent, PROPERTY_PREFIX + schema["name"], schema.get("label", schema["name"]))
+        caption = "" if self.captioned_inside else schema.get("label", schema["name"])
+        super().__init__(parent, PROPERTY_PREFIX + schema["name"], caption)
         self.param_name: str = schema["name"]
         self.schema = schema
         inner = self.build()
@@ -224,11 +227,13 @@ class LineWidget(ParamWidget):
 
 
 class TextWidget(ParamWidget):
-    """Multiline text (prompts): every change is an edit; the undo stack merges consecutive ones."""
+    """Multiline text (prompts): every change is an edit; the undo stack merges consecutive ones. It grows
+    with its node (drag the node's corner)."""
+
+    stretch = True
 
     def build(self) -> QWidget:
-        self.text = QPlainTextEdit()
-        self.text.setFixedHeight(72)
+        self.text = PromptEdit()
         self.text.setPlaceholderText(self.schema.get("placeholder", ""))
         self.text.textChanged.connect(self._emit)
         return self.text
@@ -242,7 +247,19 @@ class TextWidget(ParamWidget):
                 self.text.setPlainText(value or "")
 
 
+class PromptEdit(QPlainTextEdit):
+    """A text box four lines high by default, any height when its node is resized."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(WIDGET_WIDTH, self.fontMetrics().lineSpacing() * 4 + 12)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(WIDGET_WIDTH, self.fontMetrics().lineSpacing() * 2 + 12)
+
+
 class BoolWidget(ParamWidget):
+    captioned_inside = True
+
     def build(self) -> QWidget:
         self.box = QCheckBox(self.schema.get("label", ""))
         self.box.toggled.connect(self._emit)
@@ -256,9 +273,53 @@ class BoolWidget(ParamWidget):
             self.box.setChecked(bool(value))
 
 
+class PopupCombo(QComboBox):
+    """A combo box inside a node whose list opens as a real pop-up window above the canvas, listing every
+    entry at a readable size whatever the zoom. (Qt embeds a combo's own list in the scene, where the node's
+    next field was drawn over it and the view cut it off; a click there picked an entry nobody could see.)"""
+
+    def list_menu(self) -> QMenu:
+        """The pop-up list: one checkable entry per item, the current one checked."""
+        menu = QMenu(self._view())
+        menu.setToolTipsVisible(True)
+        for index in range(self.count()):
+            action = menu.addAction(self.itemText(index))
+            action.setCheckable(True)
+            action.setChecked(index == self.currentIndex())
+            action.setData(index)
+            tip = self.itemData(index, Qt.ItemDataRole.ToolTipRole)
+            if tip:
+                action.setToolTip(str(tip))
+        return menu
+
+    def _view(self) -> QWidget | None:
+        proxy = self.window().graphicsProxyWidget()
+        views = proxy.scene().views() if proxy is not None and proxy.scene() is not None else []
+        return views[0] if views else None
+
+    def showPopup(self) -> None:
+        view = self._view()
+        if view is None:  # not on a canvas (a test, a dialog): the usual list
+            super().showPopup()
+            return
+        proxy = self.window().graphicsProxyWidget()
+        corner = proxy.mapToScene(QPointF(self.mapTo(self.window(), self.rect().bottomLeft())))
+        menu = self.list_menu()
+        menu.setMinimumWidth(max(120, round(self.width() * view.transform().m11())))
+        current = next((a for a in menu.actions() if a.isChecked()), None)
+        chosen = menu.exec(view.viewport().mapToGlobal(view.mapFromScene(corner)), current)
+        if chosen is not None:
+            self.setCurrentIndex(int(chosen.data()))
+        menu.deleteLater()
+        # the choice is made: keys go back to the canvas (Tab searches, Delete deletes), not to this field
+        self.clearFocus()
+        view.scene().setFocusItem(None)
+        view.setFocus()
+
+
 class ChoiceWidget(ParamWidget):
     def build(self) -> QWidget:
-        self.combo = QComboBox()
+        self.combo = PopupCombo()
         self.combo.addItems([str(c) for c in self.schema.get("choices", [])])
         self.combo.currentTextChanged.connect(self._emit)
         return self.combo
@@ -312,7 +373,8 @@ class SeedWidget(BigIntWidget):
 
     def build(self) -> QWidget:
         box = super().build()
-        self.dice = QPushButton("🎲")
+        self.dice = QPushButton()
+        self.dice.setIcon(dice_icon())  # painted: no emoji font needed
         self.dice.setToolTip("Pick a random seed")
         self.dice.setFixedWidth(32)
         self.dice.clicked.connect(self.randomise)
@@ -326,12 +388,14 @@ class SeedWidget(BigIntWidget):
 
 
 class ModelFileWidget(ParamWidget):
-    """Files of a model folder (checkpoints, loras, ...), listed through :class:`ModelFolders`."""
+    """Files of a model folder (checkpoints, loras, ...), listed through :class:`ModelFolders`. A saved name
+    that is not installed stays selected and is marked as missing."""
 
     lister: ModelLister | None = None
+    MISSING = "(missing) "  # in front: still seen when the name is cut off
 
     def build(self) -> QWidget:
-        self.combo = QComboBox()
+        self.combo = PopupCombo()
         names: list[str] = []
         if ModelFileWidget.lister is not None:
             names = ModelFileWidget.lister(
@@ -339,23 +403,37 @@ class ModelFileWidget(ParamWidget):
                 tuple(self.schema.get("extensions", ())),
                 bool(self.schema.get("allow_directories", False)),
             )
-        self.combo.addItems(names)
+        for name in names:
+            self.combo.addItem(name, name)
         if not names:
             self.combo.setPlaceholderText(f"(no files in {self.schema.get('folder', 'the model folder')})")
-        self.combo.currentTextChanged.connect(self._emit)
+        self.combo.currentIndexChanged.connect(self._emit)
         return self.combo
 
     def get_value(self) -> str:
-        return self.combo.currentText()
+        value = self.combo.currentData()
+        return value if isinstance(value, str) else ""
+
+    def is_missing(self) -> bool:
+        return bool(self.combo.currentData(MISSING_ROLE))
 
     def set_value(self, value: Any) -> None:
         with QSignalBlocker(self.combo):
             value = value or ""
-            if value and self.combo.findText(value) < 0:
-                self.combo.addItem(value)
-                index = self.combo.findText(value)
-                self.combo.setItemData(index, "not found in the model folders", Qt.ItemDataRole.ToolTipRole)
-            self.combo.setCurrentIndex(self.combo.findText(value) if value else -1)
+            index = self.combo.findData(value)
+            if value and index < 0:
+                self.combo.addItem(self.MISSING + value, value)
+                index = self.combo.count() - 1
+                folder = self.schema.get("folder", "checkpoints")
+                self.combo.setItemData(index, f"{value} is not in the {folder} folders: install it, or pick another",
+                                       Qt.ItemDataRole.ToolTipRole)
+                self.combo.setItemData(index, QColor(235, 110, 90), Qt.ItemDataRole.ForegroundRole)
+                self.combo.setItemData(index, True, MISSING_ROLE)
+            self.combo.setCurrentIndex(index if value else -1)
+        missing = self.is_missing()
+        if missing != bool(self.combo.styleSheet()):
+            self.combo.setStyleSheet("QComboBox { color: #eb6e5a; }" if missing else "")
+        self.combo.setToolTip(self.combo.itemData(index, Qt.ItemDataRole.ToolTipRole) if missing else self.schema.get("help", ""))
 
 
 class ImageFileWidget(ParamWidget):
@@ -428,48 +506,3 @@ def widget_for(schema: dict[str, Any], parent: Any) -> ParamWidget:
     if kind == "int" and ((low is not None and low < INT32_MIN) or (high is not None and high > INT32_MAX)):
         return BigIntWidget(schema, parent)
     return WIDGETS.get(kind, ReadOnlyWidget)(schema, parent)
-
-
-class ImagePreviewWidget(LightWidget):
-    """The latest image a node produced (or received, for output nodes), shown inside the node."""
-
-    SIZE = 200
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent, "__preview__", "")
-        self.label = QLabel()
-        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.label.setFixedSize(self.SIZE, self.SIZE)
-        self.label.setStyleSheet("background: #202020; color: #888;")
-        self.set_custom_widget(self.label)
-
-    def get_value(self) -> None:
-        return None
-
-    def set_value(self, value: Any) -> None:
-        pass
-
-    def set_pixmap(self, pixmap: QPixmap) -> None:
-        self.label.setPixmap(
-            pixmap.scaled(self.SIZE, self.SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-        )
-
-
-class TextResultWidget(LightWidget):
-    """The text an output node produced (Show Value), shown inside the node."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent, "__result__", "")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setMaximumWidth(260)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.label.setStyleSheet("background: #1d2a1d; color: #d8f0d8; padding: 4px; border-radius: 3px;")
-        self.set_custom_widget(self.label)
-
-    def get_value(self) -> str:
-        return self.label.text()
-
-    def set_value(self, value: Any) -> None:
-        text = str(value or "")
-        self.label.setText(text if len(text) <= 400 else text[:397] + "...")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from nodegraph.model_probe import folder_class
 from nodes.sampling.denoiser import CondBatch, Residuals, StepInfo
 
 LATENT_SCALE = 8  # pixels per latent cell (SD / SDXL VAE)
@@ -53,15 +54,12 @@ def family_of_config(config: Any) -> str:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from nodes.weight_files import read_weights
 
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ControlNetLoadError(f"{path.name} holds a {type(state).__name__}, not a state dict")
+    try:
+        state, _ = read_weights(path)  # bounded, code never run
+    except ValueError as exc:
+        raise ControlNetLoadError(str(exc)) from None
     return state
 
 
@@ -110,6 +108,11 @@ def load_controlnet(path: Path, dtype: Any = None, reference_unet_config: Any = 
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ControlNetLoadError(f"{path.name} is a folder without a diffusers config.json")
+        found = folder_class(path)
+        if found != "ControlNetModel":  # diffusers would fill what it does not find with random weights
+            hint = ": load it with Load T2I-Adapter" if found == "T2IAdapter" else ""
+            raise ControlNetLoadError(f"{path.name} is not a ControlNet: its config.json declares "
+                                      f"{found or 'no model class'}, not ControlNetModel{hint}")
         model = ControlNetModel.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
     else:
         from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint

@@ -37,7 +37,9 @@ from typing import Any
 
 import torch
 
-COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+from nodes.adapters.lora_weights import LoraPart, LoraWeights
+
+COMPONENTS = ("unet", "text_encoder", "text_encoder_2", "transformer")  # transformer: FLUX (nodes.flux.lora)
 KOHYA_PREFIXES = {"lora_unet_": "unet", "lora_te_": "text_encoder", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
 KOHYA_SUFFIXES = {".lora_down.weight": "down", ".lora_up.weight": "up", ".alpha": "alpha"}
 # diffusers/PEFT spellings of the two halves, longest first so that ".lora_A.weight" wins over shorter ones
@@ -59,23 +61,6 @@ FILE_CACHE_ENTRIES = 8
 
 class LoraFormatError(ValueError):
     """The file holds no LoRA weights this code understands."""
-
-
-@dataclass(frozen=True, eq=False)
-class LoraWeights:
-    """One adapted module: ``down`` [r, in(, kh, kw)], ``up`` [out, r(, 1, 1)], ``alpha`` (None = rank)."""
-
-    down: torch.Tensor
-    up: torch.Tensor
-    alpha: float | None = None
-
-    @property
-    def rank(self) -> int:
-        return int(self.down.shape[0])
-
-    @property
-    def scale(self) -> float:
-        return (self.alpha if self.alpha is not None else self.rank) / self.rank
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,18 +94,12 @@ class LoraFile:
 
 
 def _load_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+    from nodes.weight_files import read_weights
 
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            return {k: f.get_tensor(k) for k in f.keys()}, metadata
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise LoraFormatError(f"{path.name} holds a {type(state).__name__}, not a state dict of tensors")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, {}
+    try:
+        return read_weights(path)  # bounded, code never run
+    except ValueError as exc:
+        raise LoraFormatError(str(exc)) from None
 
 
 def _metadata_alphas(metadata: dict[str, str]) -> tuple[dict[str, dict[str, Any]], bool]:
@@ -217,22 +196,23 @@ def _split_diffusers(key: str) -> tuple[str, str, str] | None:
 
 
 _cache_lock = threading.Lock()
-_file_cache: OrderedDict[tuple[str, int, int], LoraFile] = OrderedDict()
+_file_cache: OrderedDict[tuple[str, int, int, str], LoraFile] = OrderedDict()
 file_reads = Counter()  # path -> how many times the file was actually read (the cache's tests read it)
 
 
-def read_lora(path: str | Path) -> LoraFile:
-    """The parsed file, read from disk only when this path, size and modification time were not seen."""
+def read_lora(path: str | Path, convert: Any = None) -> LoraFile:
+    """The parsed file, read from disk only when this path, size and modification time were not seen.
+    ``convert(state) -> state`` first turns another layout into the diffusers one (FLUX: nodes.flux.lora)."""
     path = Path(path).resolve()
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, getattr(convert, "__qualname__", ""))
     with _cache_lock:
         cached = _file_cache.get(key)
         if cached is not None:
             _file_cache.move_to_end(key)
             return cached
     state, metadata = _load_state_dict(path)
-    parsed = parse_lora_state_dict(state, metadata, str(path))
+    parsed = parse_lora_state_dict(convert(state) if convert else state, metadata, str(path))
     file_reads[str(path)] += 1
     with _cache_lock:
         _file_cache[key] = parsed
@@ -341,46 +321,6 @@ def match_lora(lora: LoraFile, component: str, module: torch.nn.Module) -> Match
 # ----------------------------------------------------------------------------------------------- patches
 
 _adapter_ids = itertools.count()
-
-
-@dataclass(frozen=True, eq=False)
-class LoraPart:
-    """LoRA weights for one module object (a UNet or one text encoder), at one strength."""
-
-    module: Any
-    weights: dict[str, LoraWeights]  # module name inside ``module`` -> weights
-    strength: float
-    use_rslora: bool = False
-
-    def peft_config(self) -> Any:
-        """A peft ``LoraConfig`` naming exactly these modules, with each one's rank and alpha."""
-        from peft import LoraConfig
-
-        ranks = {name: w.rank for name, w in self.weights.items()}
-        alphas = {name: (w.alpha if w.alpha is not None else float(w.rank)) for name, w in self.weights.items()}
-        rank = Counter(ranks.values()).most_common(1)[0][0]
-        alpha = Counter(alphas.values()).most_common(1)[0][0]
-        return LoraConfig(
-            r=rank,
-            lora_alpha=alpha,
-            target_modules=sorted(self.weights),
-            # peft matches these patterns against the full module name: escaped full names are exact
-            rank_pattern={re.escape(n): r for n, r in ranks.items() if r != rank},
-            alpha_pattern={re.escape(n): a for n, a in alphas.items() if a != alpha},
-            use_rslora=self.use_rslora,
-            init_lora_weights=False,
-            lora_dropout=0.0,
-        )
-
-    def peft_state_dict(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for name, w in self.weights.items():
-            out[f"{name}.lora_A.weight"] = w.down
-            out[f"{name}.lora_B.weight"] = w.up
-        return out
-
-    def cache_nbytes(self) -> int:
-        return sum(w.down.numel() * w.down.element_size() + w.up.numel() * w.up.element_size() for w in self.weights.values())
 
 
 @dataclass(frozen=True, eq=False)

@@ -77,7 +77,8 @@ STRENGTH_HELP = "{what}: 1 = as trained, 0 = off (exactly the base), negative va
 @node(
     "core.LoraLoader", name="Load LoRA", category="loaders",
     description=(
-        "Adds a LoRA (kohya/A1111 or diffusers/PEFT file, SD1.5 or SDXL) to the model and its text encoders, "
+        "Adds a LoRA (kohya/A1111, diffusers/PEFT or, for FLUX, the original layout; SD1.5, SDXL or FLUX.1) to the "
+        "model and its text encoders, "
         "with separate strengths. Chain several to stack them. The incoming model is left unchanged."
     ),
     inputs=[
@@ -97,6 +98,10 @@ def lora_loader(
 ) -> dict[str, Any]:
     from nodes.adapters.lora import make_patches
 
+    if getattr(model, "family", None) == "flux":  # FLUX's layouts and handles: nodes.flux.lora
+        from nodes.flux.lora import apply_flux_lora
+
+        return apply_flux_lora(ctx, model, clip, lora_name, strength_model, strength_clip)
     _check_model(model)
     _check_clip(clip)
     lora = _lora_file(ctx, lora_name)
@@ -122,6 +127,10 @@ def lora_loader(
 def lora_loader_model_only(ctx: NodeContext, model: Any, lora_name: str, strength_model: float) -> Any:
     from nodes.adapters.lora import make_patches
 
+    if getattr(model, "family", None) == "flux":
+        from nodes.flux.lora import apply_flux_lora
+
+        return apply_flux_lora(ctx, model, None, lora_name, strength_model, 0.0)["model"]
     _check_model(model)
     lora = _lora_file(ctx, lora_name)
     plan = _plan(ctx, lora, model, None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from nodes.adapters.lora import LoraPart
+from nodes.adapters.lora_weights import LoraPart
 
 
 def _prepared_state(module: torch.nn.Module, part: LoraPart) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from nodegraph.model_probe import folder_class
 from nodes.adapters.controlnet import LATENT_SCALE, check_control_fits, control_image_batch
 from nodes.sampling.denoiser import CondBatch, Residuals, StepInfo
 
@@ -47,13 +48,12 @@ class AdapterHandle:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from nodes.weight_files import read_weights
 
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise AdapterLoadError(f"{path.name} holds a {type(state).__name__}, not a state dict")
+    try:
+        state, _ = read_weights(path)  # bounded, code never run
+    except ValueError as exc:
+        raise AdapterLoadError(str(exc)) from None
     return state
 
 
@@ -93,6 +93,16 @@ def original_to_diffusers(state: dict[str, torch.Tensor]) -> tuple[dict[str, tor
     return out, config
 
 
+def check_folder_class(path: Path, expected: str, label: str, use_instead: str = "") -> None:
+    """Refuse a diffusers folder of another model class: diffusers would load its config into the wrong class
+    and fill every weight it does not find with random numbers."""
+    found = folder_class(path)
+    if found != expected:
+        hint = f": load it with {use_instead}" if use_instead else ""
+        raise AdapterLoadError(f"{path.name} is not a {label}: its config.json declares "
+                               f"{found or 'no model class'}, not {expected}{hint}")
+
+
 def load_adapter(path: Path, dtype: Any = None) -> AdapterHandle:
     """A T2I-Adapter from a diffusers folder (config.json + weights) or an original single file."""
     from diffusers import T2IAdapter
@@ -100,6 +110,8 @@ def load_adapter(path: Path, dtype: Any = None) -> AdapterHandle:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise AdapterLoadError(f"{path.name} is a folder without a diffusers config.json")
+        check_folder_class(path, "T2IAdapter", "T2I-Adapter", "Load ControlNet" if "ControlNet" in str(
+            folder_class(path)) else "")
         adapter = T2IAdapter.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
     else:
         state, config = original_to_diffusers(_read_state(path))

@@ -44,13 +44,16 @@ FAMILIES: tuple[FamilySpec, ...] = (
     # The SD x4 upscaler: the cascade's optional last stage (latent space, CLIP text encoder).
     FamilySpec("sd_x4_upscaler", "StableDiffusionUpscalePipeline",
                ("unet", "vae", "scheduler", "low_res_scheduler", "text_encoder", "tokenizer"), text_lengths=(77,)),
+    # The class-conditional DiT (ImageNet): no text encoder; class names in model_index.json's id2label
+    FamilySpec("dit_class", "DiTPipeline", ("transformer", "vae", "scheduler")),
 )
 BY_PIPELINE = {spec.pipeline: spec for spec in FAMILIES}
 SD_PIPELINES = {"StableDiffusionPipeline", "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"}
 
 # component -> classes a folder may name for it (library module, class name)
 ALLOWED_CLASSES: dict[str, set[str]] = {
-    "transformer": {"PixArtTransformer2DModel", "HunyuanDiT2DModel"},
+    # DiT folders name Transformer2DModel, which diffusers maps to DiTTransformer2DModel (norm_type ada_norm_zero)
+    "transformer": {"PixArtTransformer2DModel", "HunyuanDiT2DModel", "DiTTransformer2DModel", "Transformer2DModel"},
     "unet": {"UNet2DConditionModel"},
     "vae": {"AutoencoderKL"},
     "text_encoder": {"T5EncoderModel", "MT5EncoderModel", "BertModel", "CLIPTextModel"},
@@ -87,6 +90,8 @@ def detect_family(path: Path) -> FamilySpec:
     if spec is not None:
         return spec
     hint = " (an SD1.5/SDXL folder: load it with Load Checkpoint)" if pipeline in SD_PIPELINES else ""
+    if str(pipeline).startswith(("Flux", "StableDiffusion3")):
+        hint = " (a FLUX / SD3 folder: load it with Load FLUX / SD3 Checkpoint)"
     raise FolderError(f"{path.name} holds a {pipeline or 'unnamed'} pipeline, a model family this loader does not "
                       f"support{hint}; supported: {supported_list()}")
 
@@ -112,6 +117,17 @@ class LoadedFolder:
     spec: FamilySpec
     modules: dict[str, Any] = field(default_factory=dict)  # component name -> module / tokenizer
     scheduler_configs: dict[str, dict] = field(default_factory=dict)
+    id2label: dict[int, str] | None = None  # DiTPipeline folders: class names
+
+
+def _id2label(index: dict[str, Any]) -> dict[int, str] | None:
+    raw = index.get("id2label")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return {int(k): str(v) for k, v in raw.items()}
+    except (TypeError, ValueError):
+        return None
 
 
 def _load_module(path: Path, name: str, entry: Any, dtype: Any) -> Any:
@@ -144,7 +160,7 @@ def load_folder(path: Path, dtype: Any) -> LoadedFolder:
         raise FolderError(f"{path.name} is a {FAMILY_LABELS[spec.family]} folder but lacks "
                           f"{', '.join(missing)} (each a subfolder with its config and weights, or tokenizer files)")
     index = read_index(path)
-    loaded = LoadedFolder(spec)
+    loaded = LoadedFolder(spec, id2label=_id2label(index))
     for name in (*spec.required, *spec.optional):
         entry = index.get(name)
         if not _present(path, name, entry):

@@ -24,6 +24,7 @@ FAMILY_LABELS = {
     "if_stage_1": "DeepFloyd IF stage I",
     "if_stage_2": "DeepFloyd IF stage II (super-resolution)",
     "sd_x4_upscaler": "SD x4 upscaler",
+    "dit_class": "DiT (class-conditional)",
 }
 PIXEL_FAMILIES = frozenset({"if_stage_1", "if_stage_2"})
 
@@ -43,6 +44,7 @@ class DiffusionModelHandle(ModelHandle):
     noise_scheduler_config: dict | None = None
     low_res: Any = None
     noise_level: int = 0
+    id2label: dict | None = None  # class-conditional DiT: class id -> names, from the folder
 
     owns_network: bool = True  # False on handles derived with replace(): they share the loader's network
 
@@ -73,6 +75,10 @@ class DiffusionModelHandle(ModelHandle):
                 raise ValueError("the SD x4 upscaler samples only with an image to upscale: bind one with SD x4 Upscale")
             return UpscalerDenoiser(network, self.prediction_type, autocast, low_res=self.low_res,
                                     noise_level=self.noise_level, noise_scheduler_config=self.noise_scheduler_config)
+        if self.family == "dit_class":
+            from nodes.class_dit.denoiser import ClassDiTDenoiser
+
+            return ClassDiTDenoiser(network, self.prediction_type, autocast)
         raise ValueError(f"no denoiser for model family {self.family!r}")
 
 

@@ -13,7 +13,8 @@ from nodegraph.types import CLIP, MODEL, STRING, VAE
 
 @node(
     "core.DiffusersModelLoader", name="Load DiT / IF Model", category="loaders",
-    description="Loads a diffusers-format folder of PixArt-alpha/sigma, Hunyuan-DiT or DeepFloyd IF stage I or II "
+    description="Loads a diffusers-format folder of PixArt-alpha/sigma, Hunyuan-DiT, DeepFloyd IF stage I or II, or a "
+                "class-conditional DiT (ImageNet; conditioned with Class Label / ImageNet Class nodes) "
                 "(text encoders and tokenizers from the folder itself, never from a hub), or the SD x4 upscaler (the "
                 "cascade's optional last stage; its CLIP encodes with CLIP Text Encode). The family is detected "
                 "from model_index.json and shown. IF has no VAE (it samples pixels) and an IF stage II folder "
@@ -58,6 +59,7 @@ def diffusers_model_loader(ctx: NodeContext, model_name: str, dynamic_thresholdi
     model = DiffusionModelHandle(
         network, family, scheduler_config, scheduler_config.get("prediction_type", "epsilon"), guidance=guidance,
         sample_channels=channels, pixels_per_cell=cell, noise_scheduler_config=noise_config,
+        id2label=loaded.id2label,
     )
     clip = None
     encoder_names = [n for n in ("text_encoder", "text_encoder_2") if n in modules]
@@ -76,6 +78,7 @@ def diffusers_model_loader(ctx: NodeContext, model_name: str, dynamic_thresholdi
                                float(getattr(vae.config, "shift_factor", None) or 0.0))
     params = sum(p.numel() for p in network.parameters()) / 1e6
     ctx.log(f"loaded {FAMILY_LABELS[family]} folder {path.name}: {type(network).__name__} {params:.1f}M parameters"
-            + (", no text encoder in the folder" if clip is None else "")
+            + (", class-conditional: use Class Label / ImageNet Class" if family == "dit_class" else
+               ", no text encoder in the folder" if clip is None else "")
             + (f", dynamic thresholding {guidance[0].ratio}/{guidance[0].max_value}" if guidance else ""))
     return {"model": model, "clip": clip, "vae": vae_handle, "family": FAMILY_LABELS[family]}

@@ -20,9 +20,9 @@ def _zeros(batch: int, channels: int, height: int, width: int) -> dict:
 
 @node(
     "core.EmptyLatentForModel", name="Empty Latent (model's space)", category="latent",
-    description="An all-zero sample shaped for the model: 4 latent channels at 1/8 size for latent models "
-                "(SD, PixArt, Hunyuan-DiT), 3 pixel channels at full size for IF. Zeros mean text-to-image: the "
-                "sampler starts from pure noise.",
+    description="An all-zero sample shaped for the model: 4 latent channels at 1/8 size for SD, PixArt, Hunyuan-DiT "
+                "and DiT, 16 channels at 1/8 size for FLUX and SD3 (sides multiples of 16 pixels), 3 pixel channels "
+                "at full size for IF. Zeros mean text-to-image: the sampler starts from pure noise.",
     inputs=[Input("model", MODEL)],
     params=[Int("width", 64, min=8, max=16384, step=8), Int("height", 64, min=8, max=16384, step=8),
             Int("batch_size", 1, min=1, max=64)],
@@ -31,8 +31,12 @@ def _zeros(batch: int, channels: int, height: int, width: int) -> dict:
 def empty_latent_for_model(ctx: NodeContext, model: Any, width: int, height: int, batch_size: int) -> dict:
     cell = int(getattr(model, "pixels_per_cell", 8))
     channels = getattr(model, "sample_channels", None) or model.unet.config.in_channels
-    if width % cell or height % cell:
-        raise NodeInputError(f"width and height must be multiples of {cell} for this model, found {width}x{height}", "width")
+    multiple = int(getattr(model, "pixels_multiple", cell))
+    for name, value in (("width", width), ("height", height)):
+        if value % multiple:
+            low = value - value % multiple
+            raise NodeInputError(f"{name} must be a multiple of {multiple} for this model, found {value} (nearest: "
+                                 f"{low or multiple} or {low + multiple})", name)
     return {"latent": _zeros(batch_size, channels, height // cell, width // cell)}
 
 

@@ -21,8 +21,11 @@ def _handle(clip: Any, families: tuple[str, ...], other_node: str) -> Any:
         raise NodeInputError(f"expected the T5 text encoder of a DiT / IF loader, found {type(clip).__name__} (an SD "
                              "CLIP: use CLIP Text Encode)", "clip")
     if clip.family not in families:
-        raise NodeInputError(f"this is the text encoder of {FAMILY_LABELS.get(clip.family, clip.family)}: use "
-                             f"{other_node}", "clip")
+        from nodes.mmdit.handles import FLOW_LABELS, TEXT_NODES
+
+        label = FAMILY_LABELS.get(clip.family) or FLOW_LABELS.get(clip.family, clip.family)
+        raise NodeInputError(f"this is the text encoder of {label}: use {TEXT_NODES.get(clip.family, other_node)}",
+                             "clip")
     return clip
 
 

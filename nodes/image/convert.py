@@ -53,6 +53,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     import torch
 
     array = image.detach().to("cpu", dtype=torch.float32).numpy()
+    # NaN and infinities (kept on purpose with --allow-nonfinite) become black and white, not a cast warning
+    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
     return (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 

@@ -30,30 +30,30 @@ PREVIEW_FOLDER = "nodegraph-preview"
         "A mask file chosen beside the image (the mask editor writes one) replaces that mask."
     ),
     params=[
-        ImageFile("path", "", help="The image file to read."),
+        ImageFile("path", "", help="The image file to read. A relative path is looked up beside the workflow "
+                                   "file, then in the input folders."),
         ImageFile("mask_path", "", help=(
             "Optional mask file for this image: white (or transparent) = repaint. The editor's mask editor "
-            "(right-click the node) draws one and sets it here. Empty: the image's own transparency.")),
+            "(right-click the node: Edit Mask…) draws one and sets it here. Empty: the image's own transparency.")),
     ],
     outputs=[Output("image", IMAGE), Output("mask", MASK), Output("width", INT), Output("height", INT)],
 )
 def load_image(ctx: NodeContext, path: str, mask_path: str = "") -> dict[str, Any]:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
+    from nodegraph.limits import LimitExceeded
     from nodes.image.convert import pil_to_tensors
+    from nodes.image.safe_open import open_image
 
-    if not path:
-        raise NodeInputError("no image file chosen", "path")
-    file = Path(path)
-    if not file.exists():
-        raise NodeInputError(f"image file not found: {path}", "path")
-    if file.is_dir():
-        raise NodeInputError(f"{path} is a folder, not an image file", "path")
+    # beside the workflow first, then the input folders; a regular file, never a device or a FIFO
+    file = ctx.input_path(path, "path", "image file")
     try:
-        with Image.open(file) as opened:
+        with open_image(file) as opened:  # its size checked against the image_pixels limit before decoding
             frames = getattr(opened, "n_frames", 1)
             opened.load()
             upright = ImageOps.exif_transpose(opened)
+    except LimitExceeded as exc:
+        raise NodeInputError(str(exc), "path") from None
     except UnidentifiedImageError:
         raise NodeInputError(f"{path} is not an image Pillow can read (expected PNG, JPEG, WebP, ...)", "path") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -62,22 +62,10 @@ def load_image(ctx: NodeContext, path: str, mask_path: str = "") -> dict[str, An
         ctx.warn(f"{file.name} has {frames} frames; only the first is used")
     image, mask = pil_to_tensors(upright)
     if mask_path:
-        mask = _mask_file(ctx, mask_path, int(image.shape[1]), int(image.shape[2]))
+        from nodes.mask.files import read_mask_for_image
+
+        mask = read_mask_for_image(ctx, mask_path, int(image.shape[1]), int(image.shape[2]))
     return {"image": image, "mask": mask, "width": int(image.shape[2]), "height": int(image.shape[1])}
-
-
-def _mask_file(ctx: NodeContext, mask_path: str, height: int, width: int) -> Any:
-    from nodes.mask.files import read_mask_file
-    from nodes.mask.ops import fit_mask
-
-    try:
-        mask = read_mask_file(mask_path)
-    except ValueError as exc:
-        raise NodeInputError(str(exc), "mask_path") from None
-    mask, note = fit_mask(mask, height, width, "mask_path")
-    if note:
-        ctx.log(note)
-    return mask
 
 
 def _output_folder_fingerprint(params: dict[str, Any], ctx: NodeContext) -> str:
@@ -123,7 +111,7 @@ def save_image(ctx: NodeContext, images: Any, filename_prefix: str) -> str:
 
 def _metadata(ctx: NodeContext, width: int, height: int) -> dict[str, str]:
     """The text chunks: workflow JSON, resolved parameters and A1111 parameters (when there is a sampler)."""
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
     from nodes.image.metadata import a1111_parameters, resolved_params
 
     doc = ctx.workflow

@@ -5,11 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from nodegraph.context import NodeContext
+from nodegraph.errors import NodeInputError
 from nodegraph.node import Input, Output, node
 from nodegraph.params import Choice, Int
 from nodegraph.types import IMAGE
 
 _METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "area")
+
+
+def check_batch_size(batch: int, width: int, height: int, field: str = "width") -> None:
+    """What a node is about to make fits the image_pixels and batch_pixels limits (an error naming them)."""
+    from nodegraph.limits import LimitExceeded, check
+
+    try:
+        check(f"one {width}x{height} image", "image_pixels", width * height)
+        check(f"{batch} images of {width}x{height}", "batch_pixels", batch * width * height)
+    except LimitExceeded as exc:
+        raise NodeInputError(str(exc), field) from None
 
 
 @node(
@@ -35,6 +47,7 @@ def image_scale(ctx: NodeContext, images: Any, method: str, width: int, height: 
 
     images = check_image(images, "images")
     height, width = target_size(images.shape[1], images.shape[2], height, width)
+    check_batch_size(images.shape[0], width, height)
     x = images.movedim(-1, 1)
     if crop == "center":
         x = center_crop_to_aspect(x, height, width)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from nodegraph.errors import NodeInputError
@@ -58,11 +57,12 @@ def write_new_file(folder: Path, stem: str, data: bytes, start: int) -> Path:
 
     The bytes go to a temporary file first, which is then hard-linked to its final name: the link fails if
     the name exists (another process got there first: try the next number), and a reader never sees half a
-    file. File systems without hard links fall back to an exclusive create.
+    file. File systems without hard links fall back to an exclusive create. The file gets the usual
+    permissions of a new file (the umask's), not the temporary file's private ones.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    from nodegraph.atomic_files import temp_file
+
+    fd, tmp = temp_file(folder, stem)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -10,7 +10,8 @@ from nodegraph.node import Input, Output, node
 from nodegraph.params import Choice, Float, Int
 from nodegraph.types import LATENT
 
-# SD1.5 and SDXL latents: 4 channels at 1/8 of the image size. ComfyUI's node has no VAE input either.
+# SD1.5 and SDXL latents: 4 channels at 1/8 of the image size (the VAE factor the node's description states).
+# ComfyUI's node has no VAE input either.
 LATENT_CHANNELS = 4
 LATENT_FACTOR = 8
 
@@ -25,10 +26,16 @@ def _check_multiple(value: int, field: str) -> None:
 
 @node(
     "core.EmptyLatentImage", name="Empty Latent Image", category="latent",
-    description="A batch of all-zero latents for text-to-image: 4 channels at 1/8 of the image size.",
+    description=(
+        f"A batch of all-zero latents for text-to-image, sized for the SD1.5 / SDXL VAE: {LATENT_CHANNELS} channels, one "
+        f"latent cell per {LATENT_FACTOR}x{LATENT_FACTOR} pixels (the VAE factor {LATENT_FACTOR}), so 512x512 pixels "
+        f"give a {512 // LATENT_FACTOR}x{512 // LATENT_FACTOR} latent."
+    ),
     params=[
-        Int("width", 512, min=8, max=16384, step=8, help="Image width in pixels (a multiple of 8)."),
-        Int("height", 512, min=8, max=16384, step=8, help="Image height in pixels (a multiple of 8)."),
+        Int("width", 512, min=8, max=16384, step=8,
+            help=f"Image width in pixels (a multiple of {LATENT_FACTOR}: the latent is width / {LATENT_FACTOR} cells wide)."),
+        Int("height", 512, min=8, max=16384, step=8,
+            help=f"Image height in pixels (a multiple of {LATENT_FACTOR}: the latent is height / {LATENT_FACTOR} cells high)."),
         Int("batch_size", 1, min=1, max=4096, help="How many images to generate at once."),
     ],
     outputs=[Output("latent", LATENT)],
@@ -36,8 +43,11 @@ def _check_multiple(value: int, field: str) -> None:
 def empty_latent_image(ctx: NodeContext, width: int, height: int, batch_size: int) -> dict:
     import torch
 
+    from nodes.image.ops import check_batch_size
+
     _check_multiple(width, "width")
     _check_multiple(height, "height")
+    check_batch_size(batch_size, width, height)  # 16384x16384 x 4096 would be valid, and 4 TB
     shape = (batch_size, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
     return {"latent": {"samples": torch.zeros(shape, dtype=torch.float32)}}  # by output name: a bare dict would be read as outputs
 
@@ -76,6 +86,9 @@ def latent_upscale(
         _check_multiple(width, "width")
         _check_multiple(height, "height")
         out_h, out_w = target_size(src_h, src_w, height // LATENT_FACTOR, width // LATENT_FACTOR)
+    from nodes.image.ops import check_batch_size
+
+    check_batch_size(latents.shape[0], out_w * LATENT_FACTOR, out_h * LATENT_FACTOR)
     x = center_crop_to_aspect(latents, out_h, out_w) if crop == "center" else latents
     result = dict(samples)  # other keys (noise_mask, batch_index) travel along untouched
     result["samples"] = resize_nchw(x, out_h, out_w, method).contiguous()

@@ -35,6 +35,14 @@ def _check_latent(latent: Any) -> Any:
     return samples
 
 
+def _check_channels(latents: Any, module: Any) -> None:
+    """A latent made for another VAE (16-channel FLUX / SD3 latents, 4-channel SD ones) cannot be decoded by this one."""
+    wanted = module.config.latent_channels
+    if latents.shape[1] != wanted:
+        raise NodeInputError(f"the latent has {latents.shape[1]} channels but this VAE decodes {wanted}: use the VAE of "
+                             "the model that made the latent (FLUX and SD3 latents need their 16-channel VAE)", "vae")
+
+
 def _crop_to_factor(ctx: NodeContext, images: Any, factor: int) -> Any:
     """The VAE needs sides divisible by its factor: trim the excess evenly from both sides, as ComfyUI does."""
     height, width = images.shape[1:3]
@@ -87,6 +95,7 @@ def vae_decode(ctx: NodeContext, samples: Any, vae: Any) -> Any:
 
     latents = _check_latent(samples)
     module = _vae_module(ctx, vae)
+    _check_channels(latents, module)
     return decode(module, latents, vae.scaling_factor, getattr(vae, "shift_factor", 0.0), progress=ctx.progress)
 
 
@@ -119,6 +128,7 @@ def vae_decode_tiled(ctx: NodeContext, samples: Any, vae: Any, tile_size: int, o
 
     latents = _check_latent(samples)
     module = _vae_module(ctx, vae)
+    _check_channels(latents, module)
     factor = spatial_factor(module)
     _check_tiling(tile_size, overlap, factor)
     return decode(

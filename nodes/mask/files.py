@@ -55,6 +55,38 @@ def read_mask_file(path: str) -> object:
     return torch.from_numpy(np.ascontiguousarray(mask_array(open_upright(path))))[None]
 
 
+def read_mask_for_image(ctx: object, mask_path: str, height: int, width: int) -> object:
+    """Load Image's ``mask_path``: found as its image is (beside the workflow, then the input folders), opened
+    within the image-size limit, fitted to the image (resized with a note, or an error when the aspect differs).
+    Errors name the ``mask_path`` field."""
+    import numpy as np
+    import torch
+    from PIL import ImageOps, UnidentifiedImageError
+
+    from nodegraph.errors import NodeInputError
+    from nodegraph.limits import LimitExceeded
+    from nodes.image.safe_open import open_image
+    from nodes.mask.ops import fit_mask
+
+    file = ctx.input_path(mask_path, "mask_path", "mask file")
+    try:
+        with open_image(file) as opened:
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+    except LimitExceeded as exc:
+        raise NodeInputError(str(exc), "mask_path") from None
+    except UnidentifiedImageError:
+        raise NodeInputError(f"{mask_path} is not an image Pillow can read (a mask is a PNG, white = repaint)",
+                             "mask_path") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise NodeInputError(f"{mask_path} could not be decoded as an image: {exc}", "mask_path") from None
+    mask = torch.from_numpy(np.ascontiguousarray(mask_array(upright)))[None]
+    mask, note = fit_mask(mask, height, width, "mask_path")
+    if note:
+        ctx.log(note)
+    return mask
+
+
 def new_mask_path(image_path: Path, fallback_folder: Path | None = None) -> Path:
     """A file name for a new mask of ``image_path`` that no file has yet: ``<stem>_mask_0001.png`` beside the
     image (or in ``fallback_folder`` when the image's folder cannot be written). Existing files, the image's

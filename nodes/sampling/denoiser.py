@@ -97,13 +97,17 @@ class UNetDenoiser:
     """A diffusers ``UNet2DConditionModel`` behind the :class:`Denoiser` interface.
 
     ``autocast`` (a dtype or None) computes under ``torch.autocast`` when the weights are kept in another
-    dtype than the compute dtype, so the shared module is never converted in place.
+    dtype than the compute dtype, so the shared module is never converted in place. ``vae_scale_factor``: pixels
+    per latent cell of the model's VAE (SDXL's default micro-conditioning sizes are counted in pixels).
     """
 
-    def __init__(self, unet: Any, prediction_type: str = "epsilon", autocast: torch.dtype | None = None) -> None:
+    def __init__(
+        self, unet: Any, prediction_type: str = "epsilon", autocast: torch.dtype | None = None, vae_scale_factor: int = 8
+    ) -> None:
         self.unet = unet
         self.prediction_type = prediction_type
         self.autocast = autocast
+        self.vae_scale_factor = vae_scale_factor
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: CondBatch, step: StepInfo) -> torch.Tensor:
         residuals = Residuals()

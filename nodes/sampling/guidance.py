@@ -28,6 +28,8 @@ class GuidanceState:
     ``x`` is the latent in the variance-preserving form the model saw (after ``scale_model_input``), so
     ``x = sqrt(alpha) * x0 + sqrt(1 - alpha) * eps`` with ``alpha = alpha_prod`` (cumulative alpha).
     ``uncond`` is None when CFG is off (scale 1), in which case the unconditional pass was skipped.
+    Flow-matching models (prediction type ``"flow_prediction"``: FLUX, SD3) see ``x = (1 - s) * x0 + s * noise``
+    and predict the velocity ``noise - x0``; ``sigma`` is their noise level ``s`` (None for the others).
     """
 
     cond: torch.Tensor
@@ -40,12 +42,15 @@ class GuidanceState:
     cfg_scale: float
     step: int = 0
     total_steps: int = 1
+    sigma: torch.Tensor | None = None
 
     def replace(self, **changes: Any) -> GuidanceState:
         return dataclasses.replace(self, **changes)
 
     def to_x0(self, prediction: torch.Tensor) -> torch.Tensor:
         """The clean latent implied by ``prediction`` (of this model's prediction type) at this step."""
+        if self.prediction_type == "flow_prediction":
+            return self.x - self.sigma.to(prediction.dtype) * prediction
         a = self.alpha_prod.to(prediction.dtype)
         if self.prediction_type == "epsilon":
             return (self.x - (1 - a).sqrt() * prediction) / a.sqrt()
@@ -55,6 +60,8 @@ class GuidanceState:
 
     def from_x0(self, x0: torch.Tensor) -> torch.Tensor:
         """The prediction (of this model's type) that implies clean latent ``x0`` at this step."""
+        if self.prediction_type == "flow_prediction":
+            return (self.x - x0) / self.sigma.to(x0.dtype)
         a = self.alpha_prod.to(x0.dtype)
         if self.prediction_type == "sample":
             return x0

@@ -36,11 +36,12 @@ from typing import Any
 import torch
 
 from nodes.sampling.denoiser import CondBatch, Denoiser, StepInfo, added_condition_layout
+from nodes.sampling.flow_matching import FLOW_PREDICTION, current_sigma, noise_latent
 from nodes.sampling.guidance import GuidanceLink, GuidanceState, run_chain
 from nodes.sampling.masking import Inpainting
 from nodes.sd.conditioning import ConditioningEntry
 
-VAE_SCALE = 8  # pixels per latent cell of the SD/SDXL VAE: default micro-conditioning sizes come from this
+VAE_SCALE = 8  # pixels per latent cell of the SD/SDXL VAE, for a denoiser that does not say its own
 
 
 class ConditioningMismatch(ValueError):
@@ -60,11 +61,16 @@ class StepRange:
     end: int
 
     @classmethod
-    def of(cls, steps: int, denoise: float = 1.0, start_step: int = 0, end_step: int | None = None) -> StepRange:
+    def of(cls, steps: int, denoise: float = 1.0, start_step: int = 0, end_step: int | None = None, *,
+           strength_rule: str = "sd") -> StepRange:
+        """``strength_rule`` "flow": the SD3 / FLUX img2img pipelines round the other way (``int(steps - steps *
+        strength)`` steps are skipped, where the SD pipelines skip ``steps - int(steps * strength)``)."""
         if steps < 1:
             raise ValueError(f"steps must be at least 1, found {steps}")
         start = max(0, start_step)
-        if denoise < 1.0:  # diffusers' img2img: t_start = steps - int(steps * strength)
+        if denoise < 1.0 and strength_rule == "flow":
+            start = max(start, int(max(steps - steps * denoise, 0)))
+        elif denoise < 1.0:  # diffusers' img2img: t_start = steps - int(steps * strength)
             start = max(start, steps - min(int(steps * denoise), steps))
         end = steps if end_step is None else max(0, min(end_step, steps))
         return cls(steps, start, end)
@@ -74,10 +80,15 @@ class StepRange:
         return self.start >= self.end
 
 
-def select_timesteps(scheduler: Any, span: StepRange, device: Any) -> torch.Tensor:
+def select_timesteps(scheduler: Any, span: StepRange, device: Any,
+                     set_timesteps: Callable[[Any, int, Any], None] | None = None) -> torch.Tensor:
     """Set the scheduler up for ``span`` and return the timesteps to run (second-order schedulers list two
-    timesteps per step)."""
-    scheduler.set_timesteps(span.steps, device=device)
+    timesteps per step). ``set_timesteps(scheduler, steps, device)``, when given, sets the schedule instead (a
+    denoiser's own: flow-matching models shift it by resolution, see nodes.sampling.flow_matching)."""
+    if set_timesteps is not None:
+        set_timesteps(scheduler, span.steps, device)
+    else:
+        scheduler.set_timesteps(span.steps, device=device)
     order = scheduler.order
     timesteps = scheduler.timesteps[span.start * order : span.end * order]
     if hasattr(scheduler, "set_begin_index"):
@@ -98,9 +109,12 @@ def vp_alpha(scheduler: Any, t: torch.Tensor) -> torch.Tensor:
     return scheduler.alphas_cumprod[int(t)].to(torch.float32)
 
 
-def micro_conditioning(entry: ConditioningEntry, layout: str, latent_hw: tuple[int, int]) -> list[float]:
-    """SDXL time ids for ``entry``: sizes of 0 (or missing) become the latent's size in pixels."""
-    pixel = (latent_hw[0] * VAE_SCALE, latent_hw[1] * VAE_SCALE)
+def micro_conditioning(
+    entry: ConditioningEntry, layout: str, latent_hw: tuple[int, int], vae_scale: int = VAE_SCALE
+) -> list[float]:
+    """SDXL time ids for ``entry``: sizes of 0 (or missing) become the latent's size in pixels, at ``vae_scale``
+    pixels per latent cell (the model's VAE factor), as diffusers' SDXL pipelines count them."""
+    pixel = (latent_hw[0] * vae_scale, latent_hw[1] * vae_scale)
 
     def size(key: str) -> tuple[int, int]:
         h, w = entry.extras.get(key) or (0, 0)
@@ -154,7 +168,8 @@ def condition_batch(
                 )
             p = entry.pooled.to(device=device, dtype=dtype)
             pooled.append(p if p.shape[0] == batch else p[:1].repeat(batch, 1))
-            ids = torch.tensor([micro_conditioning(entry, layout, latent_hw)], dtype=dtype)
+            vae_scale = getattr(denoiser, "vae_scale_factor", VAE_SCALE)
+            ids = torch.tensor([micro_conditioning(entry, layout, latent_hw, vae_scale)], dtype=dtype)
             time_ids.append(ids.to(device).repeat(batch, 1))
     added = None
     if layout is not None:
@@ -224,7 +239,9 @@ def sample(
     if span.empty:
         return latent.to("cpu", torch.float32)
     with torch.inference_mode():
-        timesteps = select_timesteps(scheduler, span, device)
+        own_schedule = getattr(denoiser, "set_timesteps", None)  # (scheduler, steps, latent shape, device)
+        timesteps = select_timesteps(scheduler, span, device, own_schedule and (
+            lambda sched, steps, dev: own_schedule(sched, steps, tuple(latent.shape), dev)))
         generator = torch.Generator("cpu").manual_seed(seed)
         x = latent.to(device=device, dtype=dtype)
         # A denoiser may draw per-run randomness of its own (super-resolution noise augmentation), before or after
@@ -241,9 +258,11 @@ def sample(
             noise = randn_tensor(tuple(x.shape), generator=generator, device=torch.device(device), dtype=dtype)
         if add_noise:
             if span.start == 0 and (inpainting is not None or not torch.any(x)):
-                x = noise * scheduler.init_noise_sigma
-            else:
+                x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
+            elif hasattr(scheduler, "add_noise"):
                 x = scheduler.add_noise(x, noise, timesteps[:1].repeat(x.shape[0]))
+            else:  # flow matching
+                x = noise_latent(scheduler, x, noise, timesteps[:1].repeat(x.shape[0]))
         if inpainting is not None:
             inpainting = inpainting.to(device, dtype)
         if prepare is not None:
@@ -267,7 +286,7 @@ def sample(
         total = len(timesteps)
         stop_early = span.end < span.steps and not return_leftover_noise
         for i, t in enumerate(timesteps):
-            x_in = scheduler.scale_model_input(x, t)
+            x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
             info = StepInfo(i, total, t)
             preds: dict[str, list[tuple[torch.Tensor, float]]] = {"negative": [], "positive": []}
             variances: list[tuple[torch.Tensor, float]] = []
@@ -291,6 +310,7 @@ def sample(
                 cfg_scale=cfg_scale,
                 step=i,
                 total_steps=total,
+                sigma=current_sigma(scheduler, t) if denoiser.prediction_type == FLOW_PREDICTION else None,
             )
             guided = run_chain(chain, state)
             if stop_early and i == total - 1:

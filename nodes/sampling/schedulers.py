@@ -31,6 +31,10 @@ def make_scheduler(name: str, scheduler_config: dict[str, Any], prediction_type:
     """
     import diffusers
 
+    from nodes.sampling.flow_matching import is_flow_config, make_flow_scheduler
+
+    if is_flow_config(scheduler_config):  # FLUX, SD3: only flow-matching schedulers fit
+        return make_flow_scheduler(name, dict(scheduler_config))
     try:
         class_name, overrides = SCHEDULERS[name]
     except KeyError:

@@ -3,7 +3,6 @@ from the metadata Save Checkpoint wrote or inferred from the tensor shapes."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -61,9 +60,9 @@ def detect_family(shapes: Mapping[str, Any], name: str = "the file") -> str:
     if has_unet and has_prefix(shapes, "cond_stage_model.model."):
         found = "a Stable Diffusion 2.x checkpoint (OpenCLIP-H text encoder)"
     elif has_prefix(shapes, "double_blocks.") or has_prefix(shapes, "model.diffusion_model.double_blocks."):
-        found = "a FLUX transformer"
+        found = "a FLUX model (load it with Load FLUX / SD3 Checkpoint, or Load Diffusion Model for a transformer alone)"
     elif has_prefix(shapes, "joint_blocks.") or has_prefix(shapes, "model.diffusion_model.joint_blocks."):
-        found = "a Stable Diffusion 3 transformer"
+        found = "a Stable Diffusion 3 model (load it with Load FLUX / SD3 Checkpoint)"
     elif has_prefix(shapes, "lora_unet_") or any(".lora_" in k or "lora_down" in k for k in shapes):
         found = "a LoRA (load it with a LoRA loader)"
     elif has_prefix(shapes, "encoder.down.") and has_prefix(shapes, "decoder.up.") and not has_unet:
@@ -263,17 +262,77 @@ def infer_open_clip_config(shapes: Mapping[str, tuple], family: str, prefix: str
     return config
 
 
+# Config fields a checkpoint's tensor shapes fix: a config in the metadata must agree with the tensors on these
+# (a forged "100,000 layers" config would otherwise be built before anything is checked).
+SHAPE_FIELDS = {
+    "text_encoder": ("vocab_size", "hidden_size", "max_position_embeddings", "num_hidden_layers", "intermediate_size"),
+    "text_encoder_2": ("vocab_size", "hidden_size", "max_position_embeddings", "num_hidden_layers",
+                       "intermediate_size", "projection_dim"),
+    "unet": ("in_channels", "out_channels", "block_out_channels", "layers_per_block", "down_block_types",
+             "up_block_types", "cross_attention_dim", "projection_class_embeddings_input_dim"),
+    "vae": ("in_channels", "out_channels", "latent_channels", "block_out_channels", "layers_per_block"),
+}
+
+
+def _metadata_configs(source: TensorSource, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The component configs in the metadata, each a bounded JSON object."""
+    from nodegraph.safe_json import JsonInputError, loads_limited
+
+    configs: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:
+            config = loads_limited(source.metadata[META_CONFIG + name], f"the {name} config in its metadata")
+        except JsonInputError as exc:
+            raise CheckpointError(f"{source.path.name}: {exc} (damaged or forged metadata)") from None
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{source.path.name}: the {name} config in its metadata is a "
+                                  f"{type(config).__name__}, not an object (damaged or forged metadata)")
+        configs[name] = config
+    return configs
+
+
+def _plain_value(value: Any) -> Any:
+    return [_plain_value(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def check_against_shapes(name: str, claimed: dict[str, Any], inferred: dict[str, Any], file: str) -> None:
+    """Refuse a metadata config that disagrees with the tensors on a field their shapes fix."""
+    defaults = _component_defaults(name)
+    for key in SHAPE_FIELDS.get(name, ()):
+        said = _plain_value(claimed.get(key, defaults.get(key)))
+        found = _plain_value(inferred.get(key, defaults.get(key)))
+        if said != found:
+            raise CheckpointError(
+                f"{file}: the {name} config in its metadata says {key} = {str(said)[:60]}, but its tensors hold "
+                f"{str(found)[:60]}: the metadata is damaged or forged (re-save the checkpoint, or remove its "
+                "nodegraph.config.* metadata to have the architecture inferred from the tensors)")
+
+
+def _component_defaults(name: str) -> dict[str, Any]:
+    if name in ("unet", "vae"):
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+
+        return {k: _plain(v) for k, v in _class_defaults(UNet2DConditionModel if name == "unet" else AutoencoderKL).items()}
+    return {}
+
+
 def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Every component's diffusers config: from the file's metadata where Save Checkpoint wrote it, else
-    inferred from the shapes. Returns (configs, inferred)."""
+    """Every component's diffusers config: from the file's metadata where Save Checkpoint wrote it (checked
+    against the tensor shapes), else inferred from the shapes. Returns (configs, inferred)."""
     meta = source.metadata
     fam = FAMILIES[family]
     names = ("unet", *(("vae",) if has_prefix(source.shapes, VAE_PREFIX) else ()), *fam.text_encoders)
+    inferred = _inferred_configs(source, family)
     if all(META_CONFIG + n in meta for n in names):
-        try:
-            return {n: json.loads(meta[META_CONFIG + n]) for n in names}, False
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{source.path.name}: the model configs in its metadata are damaged: {exc}") from None
+        claimed = _metadata_configs(source, names)
+        for name in names:
+            check_against_shapes(name, claimed[name], inferred[name], source.path.name)
+        return claimed, False
+    return inferred, True
+
+
+def _inferred_configs(source: TensorSource, family: str) -> dict[str, dict[str, Any]]:
+    fam = FAMILIES[family]
     shapes = source.shapes
     configs: dict[str, dict[str, Any]] = {}
     pooled = None
@@ -292,5 +351,7 @@ def component_configs(source: TensorSource, family: str) -> tuple[dict[str, dict
             f"{source.path.name} looks like {family_label(family)} but tensor {exc.args[0]} is missing "
             "(a damaged or partial checkpoint?)"
         ) from None
-    return configs, True
-
+    except (IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"{source.path.name}: its tensors do not form a {family_label(family)} model "
+                              f"({type(exc).__name__}: {exc})") from None
+    return configs

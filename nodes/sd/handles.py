@@ -91,6 +91,9 @@ class ModelHandle:
     prediction_type: str  # "epsilon" | "v_prediction"
     patches: tuple = ()  # LoRA patches
     guidance: tuple = ()  # extra guidance steps after CFG, in order
+    # pixels per latent cell of the VAE the model was trained with (its checkpoint's VAE): SDXL's default
+    # micro-conditioning sizes are the latent's size times this
+    vae_scale_factor: int = 8
 
     def replace(self, **changes: Any) -> ModelHandle:
         return dataclasses.replace(self, **changes)

@@ -60,21 +60,25 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     ctx.log(f"loaded {family_label(loaded.family)} {kind} {path.name}{note}: UNet {params:.1f}M parameters, "
             f"{str(dtype).removeprefix('torch.')}")
     vae = None
+    vae_factor = 8  # the SD1.5 / SDXL VAE's, for a checkpoint that ships without one
     if loaded.vae is None:
         ctx.warn(f"{path.name} has no VAE (no first_stage_model.* weights): connect a Load VAE node for decoding")
     else:
         config = loaded.vae.config
         vae = VaeHandle(loaded.vae, loaded.family, float(config.scaling_factor),
                         float(getattr(config, "shift_factor", None) or 0.0))
+        vae_factor = 2 ** (len(config.block_out_channels) - 1)
     return {
-        "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type),
+        "model": ModelHandle(loaded.unet, loaded.family, loaded.scheduler_config, loaded.prediction_type,
+                             vae_scale_factor=vae_factor),
         "clip": ClipHandle(loaded.family, loaded.tokenizers, loaded.text_encoders),
         "vae": vae,
         "family": loaded.family,
     }
 
 
-_SCALES = ("auto", "sd15", "sdxl")
+_SCALES = ("auto", "sd15", "sdxl", "flux", "sd3")
+_FLOW_SCALES = ("flux", "sd3")  # 16-channel VAEs (nodes.mmdit)
 
 
 @node(
@@ -86,7 +90,8 @@ _SCALES = ("auto", "sd15", "sdxl")
                   help="A file (or diffusers VAE folder) from the vae folders."),
         Choice("latent_scale", choices=_SCALES,
                help="Which family's latent scaling the VAE uses. auto: the file's own metadata or config, else "
-                    "SDXL's if the name contains 'xl', else SD1.5's."),
+                    "for a 16-channel VAE SD3's if the name contains 'sd3', else FLUX's; for a 4-channel one SDXL's "
+                    "if the name contains 'xl', else SD1.5's."),
     ],
     outputs=[Output("vae", VAE)],
 )
@@ -99,10 +104,17 @@ def vae_loader(ctx: NodeContext, vae_name: str, latent_scale: str) -> Any:
     path = ctx.folders.resolve("vae", vae_name)
     guess = "sdxl" if "xl" in path.name.lower() else "sd15"
     try:
-        loaded = load_vae(path, guess if latent_scale == "auto" else latent_scale, ctx.runtime.dtype)
+        loaded = load_vae(path, guess if latent_scale in ("auto", *_FLOW_SCALES) else latent_scale, ctx.runtime.dtype)
     except CheckpointError as exc:
         raise _load_error(exc, "vae_name") from None
     vae = loaded.vae
+    if latent_scale in _FLOW_SCALES or (vae.config.latent_channels == 16 and latent_scale == "auto"):
+        from nodes.mmdit.assemble import vae_handle
+
+        family = latent_scale if latent_scale in _FLOW_SCALES else "sd3" if "sd3" in path.name.lower() else "flux"
+        handle = vae_handle(family, vae, own_config=loaded.own_config and latent_scale == "auto")
+        ctx.log(f"loaded VAE {path.name} with {family} latent scaling {handle.scaling_factor}, shift {handle.shift_factor}")
+        return handle
     if latent_scale == "auto" and loaded.own_config:
         family, scale = loaded.family or guess, float(vae.config.scaling_factor)
     else:

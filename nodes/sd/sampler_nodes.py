@@ -63,7 +63,8 @@ def _run(
     if samples.ndim != 4 or samples.shape[1] != channels:
         raise NodeInputError(
             f"expected a latent with {channels} channels [B, {channels}, h, w] for this {model.family} model, "
-            f"found shape {list(samples.shape)}", "latent_image"
+            f"found shape {list(samples.shape)}" + ("; make it with Empty Latent (model's space) or this model's VAE"
+                                                   if channels != 4 else ""), "latent_image"
         )
     try:
         inpainting, notes = masking.prepare(latent_image, model, positive, negative)
@@ -85,7 +86,8 @@ def _run(
     if make_denoiser is not None:
         denoiser = make_denoiser(unet, autocast)
     else:
-        denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast)
+        denoiser = UNetDenoiser(unet, model.prediction_type, autocast=autocast,
+                                vae_scale_factor=getattr(model, "vae_scale_factor", 8))
     try:
         sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
     except ValueError as exc:
@@ -94,7 +96,8 @@ def _run(
         masking.check_scheduler(inpainting, sched)
     except masking.MaskError as exc:
         raise NodeInputError(str(exc), exc.field) from None
-    span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step)
+    span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step,
+                        strength_rule=getattr(model, "strength_rule", "sd"))
     chain = build_chain(cfg, guidance_rescale, model.guidance)
     # ControlNet / T2I-Adapter sources on the conditioning: family check, device, notes on resized images
     prepare_residual_sources(ctx, model, (*positive, *negative), tuple(samples.shape))

@@ -132,28 +132,19 @@ def write_temp_checkpoint(
 
     state = dict(checkpoint_state(family, unet, vae, text_encoders, dtype, unet_patches, text_patches))
     meta = checkpoint_metadata(family, unet, vae, text_encoders, scheduler_config, prediction_type)
+    from nodegraph.atomic_files import clean_stale_temps, new_file_mode
+
     folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(folder)  # what a killed save left behind
     temp = folder / f".checkpoint.{uuid.uuid4().hex}.partial"
     try:
         save_file(state, str(temp), metadata=meta)
         # safetensors creates its files private (0600); a saved checkpoint gets the usual permissions
-        os.chmod(temp, 0o666 & ~_umask())
+        os.chmod(temp, new_file_mode())
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return temp
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it (os.umask would, briefly, for every thread)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
 
 
 def publish(temp: Path, candidates: Iterable[Path]) -> Path:

@@ -47,10 +47,11 @@ from nodes.sd.tensor_sources import CheckpointError, SubsetSource, open_source
 
 def vae_dtype(dtype: Any, vae_config: Mapping[str, Any]) -> Any:
     """The dtype a VAE is kept in: the compute dtype, except fp16 for a VAE whose config says
-    ``force_upcast`` (SDXL's overflows in fp16), which stays fp32 rather than have every decode upcast."""
+    ``force_upcast`` (SDXL's overflows in fp16), which stays fp32 rather than have every decode upcast. A config
+    without the key (SD1.5's) gets diffusers' class default, True, as diffusers' pipelines do."""
     import torch
 
-    if dtype == torch.float16 and vae_config.get("force_upcast", False):
+    if dtype == torch.float16 and vae_config.get("force_upcast", True):
         return torch.float32
     return dtype
 
@@ -98,8 +99,11 @@ def build_text_encoder(config: Mapping[str, Any], state: Mapping[str, Any], name
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     cls = CLIPTextModelWithProjection if projection else CLIPTextModel
+    # A config file's torch_dtype (float16 in SDXL's) is dropped: transformers 5 would build the model in it,
+    # and the dtype is the runtime's choice, applied as the tensors are read.
+    skip = {"architectures", "torch_dtype", "dtype"}
     with init_empty_weights():
-        model = cls(CLIPTextConfig(**{k: v for k, v in config.items() if k != "architectures"}))
+        model = cls(CLIPTextConfig(**{k: v for k, v in config.items() if k not in skip}))
     if not hasattr(model, "text_model"):
         # transformers >= 5.6 flattened CLIPTextModel; the converters produce 'text_model.*'
         state = {k.removeprefix("text_model."): v for k, v in state.items()}
@@ -122,7 +126,23 @@ class LoadedModel:
 
 
 def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
-    """Load an original-layout SD1.5 / SDXL / SDXL refiner checkpoint (.safetensors, or .ckpt/.pt)."""
+    """Load an original-layout SD1.5 / SDXL / SDXL refiner checkpoint (.safetensors, or .ckpt/.pt). Whatever
+    is wrong with the file is a :class:`CheckpointError` naming it."""
+    source = open_source(path, dtype)
+    try:
+        return _load_single_file(source, path, dtype)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # any library's error: the file is what is wrong
+        # a config from the metadata that passed the shape checks but that diffusers or transformers cannot use
+        # (they raise TypeError, ValueError, KeyError or huggingface_hub's own validation errors)
+        raise CheckpointError(f"{path.name} cannot be built from its configs: {type(exc).__name__}: {exc} (damaged "
+                              "or forged metadata? re-save the checkpoint)") from None
+    finally:
+        source.close()
+
+
+def _load_single_file(source: Any, path: Path, dtype: Any) -> LoadedModel:
     from diffusers.loaders.single_file_utils import (
         convert_ldm_clip_checkpoint,
         convert_ldm_unet_checkpoint,
@@ -130,40 +150,38 @@ def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
         convert_open_clip_checkpoint,
     )
 
-    source = open_source(path, dtype)
-    try:
-        family = detect_family(source.shapes, path.name)
-        meta_family = source.metadata.get(META_FAMILY)
-        if meta_family and meta_family != family:
-            raise CheckpointError(f"{path.name}: its metadata says {meta_family} but its tensors are {family}")
-        configs, inferred = component_configs(source, family)
-        fam = FAMILIES[family]
-        encoders = []
-        for name in fam.text_encoders:
-            if name == "text_encoder":
-                prefix = CLIP_L_PREFIX[family]
-                state = convert_ldm_clip_checkpoint(SubsetSource(source, (prefix,)))
-                encoders.append(build_text_encoder(configs[name], state, path.name, projection=False))
-            else:
-                prefix = OPEN_CLIP_PREFIX[family]
-                view = SubsetSource(source, (prefix,))
-                state = convert_open_clip_checkpoint(_ProjectionWidth(configs[name]), view, prefix=prefix)
-                encoders.append(build_text_encoder(configs[name], state, path.name, projection=True))
-            del state
-        state = convert_ldm_unet_checkpoint(SubsetSource(source, (UNET_PREFIX,)), configs["unet"])
-        unet = build_unet(configs["unet"], state, path.name)
+    family = detect_family(source.shapes, path.name)
+    meta_family = source.metadata.get(META_FAMILY)
+    if meta_family and meta_family != family:
+        raise CheckpointError(f"{path.name}: its metadata says {meta_family} but its tensors are {family}")
+    configs, inferred = component_configs(source, family)
+    fam = FAMILIES[family]
+    encoders = []
+    for name in fam.text_encoders:
+        if name == "text_encoder":
+            prefix = CLIP_L_PREFIX[family]
+            state = convert_ldm_clip_checkpoint(SubsetSource(source, (prefix,)))
+            encoders.append(build_text_encoder(configs[name], state, path.name, projection=False))
+        else:
+            prefix = OPEN_CLIP_PREFIX[family]
+            view = SubsetSource(source, (prefix,))
+            state = convert_open_clip_checkpoint(_ProjectionWidth(configs[name]), view, prefix=prefix)
+            encoders.append(build_text_encoder(configs[name], state, path.name, projection=True))
         del state
-        vae = None  # some checkpoints ship without one: a Load VAE node supplies it
-        if "vae" in configs:
-            source.dtype = vae_dtype(dtype, configs["vae"])
-            state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
-            vae = build_vae(configs["vae"], state, path.name)
-            del state
-    finally:
-        source.close()
-    scheduler = json.loads(source.metadata[META_CONFIG + "scheduler"]) if (
-        META_CONFIG + "scheduler" in source.metadata) else load_config(family, "scheduler")
+    state = convert_ldm_unet_checkpoint(SubsetSource(source, (UNET_PREFIX,)), configs["unet"])
+    unet = build_unet(configs["unet"], state, path.name)
+    del state
+    vae = None  # some checkpoints ship without one: a Load VAE node supplies it
+    if "vae" in configs:
+        source.dtype = vae_dtype(dtype, configs["vae"])
+        state = convert_ldm_vae_checkpoint(SubsetSource(source, (VAE_PREFIX,)), configs["vae"])
+        vae = build_vae(configs["vae"], state, path.name)
+        del state
+    scheduler = scheduler_config(source, family)
     prediction = source.metadata.get(META_PREDICTION) or scheduler.get("prediction_type", "epsilon")
+    if prediction not in PREDICTION_TYPES:
+        raise CheckpointError(f"{path.name}: its metadata names the prediction type {str(prediction)[:40]!r}; "
+                              f"expected one of {', '.join(PREDICTION_TYPES)} (damaged or forged metadata)")
     return LoadedModel(
         family=family,
         unet=unet,
@@ -175,6 +193,37 @@ def load_single_file(path: Path, dtype: Any = None) -> LoadedModel:
         configs=configs,
         inferred=inferred,
     )
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+def scheduler_config(source: Any, family: str) -> dict[str, Any]:
+    """The scheduler config in the file's metadata (Save Checkpoint writes it), else the family's shipped one
+    (the real model folder's file). A metadata config diffusers cannot build a scheduler from is refused here,
+    naming the checkpoint, rather than failing later in the sampler."""
+    import diffusers
+
+    from nodegraph.safe_json import JsonInputError, loads_limited
+
+    raw = source.metadata.get(META_CONFIG + "scheduler")
+    if raw is None:
+        return load_config(family, "scheduler")
+    name = source.path.name
+    try:
+        config = loads_limited(raw, "the scheduler config in its metadata")
+    except JsonInputError as exc:
+        raise CheckpointError(f"{name}: {exc} (damaged or forged metadata)") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{name}: the scheduler config in its metadata is not an object (damaged or forged)")
+    cls = getattr(diffusers, str(config.get("_class_name", "")), None) or diffusers.EulerDiscreteScheduler
+    try:
+        scheduler = cls.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+        scheduler.set_timesteps(2)
+    except Exception as exc:  # any way a forged config breaks diffusers' scheduler
+        raise CheckpointError(f"{name}: the scheduler config in its metadata cannot be used: {type(exc).__name__}: "
+                              f"{exc} (damaged or forged metadata)") from None
+    return config
 
 
 class _ProjectionWidth:
@@ -196,6 +245,9 @@ def detect_folder_family(folder: Path) -> str:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     unet = read("unet")
+    if unet is None and (folder / "transformer").is_dir():
+        raise CheckpointError(f"{folder.name} is a diffusers folder of a transformer model: load FLUX / SD3 folders with "
+                              "Load FLUX / SD3 Checkpoint, PixArt / Hunyuan-DiT / DiT folders with Load DiT / IF Model")
     if unet is None:
         raise CheckpointError(f"{folder.name} is a diffusers folder without a unet/ (found: "
                               f"{', '.join(sorted(p.name for p in folder.iterdir()))})")

@@ -98,31 +98,14 @@ class PickleSource(TensorSource):
     the loaded dict so that a dtype change never keeps both versions."""
 
     def __init__(self, path: Path, dtype: Any = None) -> None:
-        import pickle
-
-        import torch
+        from nodes.weight_files import load_pickled_weights
 
         super().__init__(path, dtype)
         try:
-            try:
-                # memory-mapped where the format allows: what is not used (an EMA copy) is never read
-                data = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as exc:
-                if "mmap" not in str(exc):
-                    raise
-                data = torch.load(str(path), map_location="cpu", weights_only=True)  # legacy tar format
-        except pickle.UnpicklingError as exc:
-            raise CheckpointError(
-                f"{path.name} holds more than plain weights, and pickled code is never run (weights_only=True):"
-                f" {str(exc).splitlines()[0]}. Convert it to .safetensors with a tool you trust."
-            ) from None
-        except (RuntimeError, EOFError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint: {exc}") from None
-        while isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-            data = data["state_dict"]
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path.name} does not hold a state dict (found {type(data).__name__})")
-        self._tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+            # bounded: a file that contains itself, nests without end or inflates its tensors is refused
+            self._tensors, _ = load_pickled_weights(path)
+        except ValueError as exc:  # PickledWeightsError, LimitExceeded
+            raise CheckpointError(str(exc)) from None
         self.shapes = {k: tuple(v.shape) for k, v in self._tensors.items()}
 
     def __getitem__(self, key: str) -> Any:

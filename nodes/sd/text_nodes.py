@@ -29,7 +29,8 @@ def _encode(ctx: NodeContext, clip: Any, texts: tuple[str, ...], **extras: Any) 
 
 def _require_clip(clip: Any, field: str = "clip") -> None:
     if clip is None or not hasattr(clip, "encoders"):
-        raise NodeInputError(f"expected a CLIP from a checkpoint loader, found {type(clip).__name__}", field)
+        hint = {"flux": ": use FLUX Text Encode", "sd3": ": use SD3 Text Encode"}.get(getattr(clip, "family", None), "")
+        raise NodeInputError(f"expected a CLIP from a checkpoint loader, found {type(clip).__name__}{hint}", field)
 
 
 @node(

@@ -23,17 +23,28 @@ def _class_default_name(prompt: str) -> str:
     return slug or "class"
 
 
+def _instance_resolver(ctx: NodeContext) -> Any:
+    return lambda text: ctx.input_path(text, "instance_images", "instance image folder", folder=True)
+
+
+def _class_folder(ctx: NodeContext, text: str, prompt: str) -> tuple[Path, bool]:
+    from nodes.training.image_folder import class_folder
+
+    writable = ctx.settings.path_policy().input_dirs
+    return class_folder(text, ctx.output_dir, _class_default_name(prompt), writable)
+
+
 def _folders(params: dict[str, Any], ctx: NodeContext) -> tuple[Path | None, Path | None]:
-    from nodes.training.image_folder import FolderError, class_folder, instance_folder
+    from nodes.training.image_folder import FolderError, instance_folder
 
     try:
-        instance = instance_folder(params["instance_images"])
+        instance = instance_folder(params["instance_images"], _instance_resolver(ctx))
     except FolderError:
         instance = None  # the node reports it when it runs
     klass = None
     if params["class_prompt"].strip():
         try:
-            klass, _ = class_folder(params["class_images"], ctx.output_dir, _class_default_name(params["class_prompt"]))
+            klass, _ = _class_folder(ctx, params["class_images"], params["class_prompt"])
         except FolderError:
             klass = None
     return instance, klass
@@ -124,7 +135,7 @@ def _load_instance(ctx: NodeContext, folder_text: str, resolution: int) -> Any:
     from nodes.training.image_folder import FolderError, instance_folder, list_images, load_images
 
     try:
-        folder = instance_folder(folder_text)
+        folder = instance_folder(folder_text, _instance_resolver(ctx))
         listing = list_images(folder)
     except FolderError as exc:
         raise NodeInputError(f"instance images: {exc}", "instance_images") from None
@@ -157,7 +168,6 @@ def _class_images(
     from nodes.training.dreambooth import generate_class_images
     from nodes.training.image_folder import (
         FolderError,
-        class_folder,
         generated_name,
         load_images,
         plan_class_images,
@@ -165,7 +175,7 @@ def _class_images(
     )
 
     try:
-        folder, creatable = class_folder(folder_text, ctx.output_dir, _class_default_name(prompt))
+        folder, creatable = _class_folder(ctx, folder_text, prompt)
         if creatable:
             folder.mkdir(parents=True, exist_ok=True)
         plan = plan_class_images(folder, prompt, wanted)
@@ -208,7 +218,8 @@ def _class_images(
     ],
     params=[
         String("instance_images", "", placeholder="folder of 3-5 subject images",
-               help="Folder holding the images of the subject (relative paths: from the current directory)."),
+               help="Folder holding the images of the subject (a relative path is looked up beside the workflow "
+                    "file, then in the input folders)."),
         Text("instance_prompt", "a photo of sks dog",
              help="Caption of every instance image: the identifier plus the class noun."),
         String("identifier", "sks",
@@ -216,8 +227,9 @@ def _class_images(
         Text("class_prompt", "",
              help="Prompt of the subject's class (\"a photo of a dog\"); empty turns prior preservation off."),
         String("class_images", "", placeholder="(default: <output>/dreambooth_class/<class prompt>)",
-               help="Folder of class images. Relative paths lie in the output folder and are created there; "
-                    "missing images are generated into it with the base model."),
+               help="Folder of class images. Relative paths lie in the output folder and are created there; an "
+                    "absolute one must lie in the output folder or an input folder. Missing images are generated "
+                    "into it with the base model."),
         Int("num_class_images", 50, min=1, max=10000, help="How many class images prior preservation uses."),
         Float("prior_loss_weight", 1.0, min=0.0, max=100.0, step=0.05,
               help="Weight of the class (prior) half of the loss."),

@@ -3,11 +3,13 @@ images go.
 
 Confinement:
 
-- an instance folder is read, never written; only regular image files directly inside it are read (no
+- an instance folder is read, never written: it is found like every input path (beside the workflow file,
+  then in the input folders; :mod:`nodegraph.paths`); only regular image files directly inside it are read (no
   recursion), and a link that leads out of the folder is skipped;
 - a class folder given as a relative path lies in the run's output folder; the node creates it there if
-  needed. An absolute class folder must already exist. Generated images are written only into the class
-  folder, under names of the form ``class_<prompt digest>_<index>.png``, atomically.
+  needed. An absolute class folder must already exist inside the output folder or an input folder. Generated
+  images are written only into the class folder, under names of the form ``class_<prompt digest>_<index>.png``,
+  atomically.
 
 Generated class images are named after a digest of the class prompt, so images of another prompt are never
 taken for this one, and they are left out of the folder's fingerprint: they are a deterministic function of
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,27 +49,36 @@ def generated_name(prompt: str, index: int) -> str:
     return f"class_{prompt_digest(prompt)}_{index:05d}.png"
 
 
-def instance_folder(path: str) -> Path:
-    """The instance image folder named by ``path`` (relative paths: from the current directory)."""
+def instance_folder(path: str, resolve: Callable[[str], Path]) -> Path:
+    """The instance image folder named by ``path``, found and checked by ``resolve`` (the run's read policy:
+    beside the workflow file, then in the input folders; see :mod:`nodegraph.paths`)."""
     if not path.strip():
         raise FolderError("no folder given: set the folder that holds the 3-5 images of the subject")
-    folder = Path(path.strip()).expanduser()
-    if not folder.exists():
-        raise FolderError(f"folder {str(folder.absolute())!r} does not exist")
-    if not folder.is_dir():
-        raise FolderError(f"{str(folder.absolute())!r} is a file, not a folder of images")
-    return folder.resolve()
+    try:
+        return resolve(path.strip())
+    except ValueError as exc:  # PathRefused / NodeInputError
+        raise FolderError(str(exc)) from None
 
 
-def class_folder(path: str, output_dir: Path, default_name: str) -> tuple[Path, bool]:
+def class_folder(path: str, output_dir: Path, default_name: str, writable: Iterable[Path] = ()) -> tuple[Path, bool]:
     """(class image folder, may it be created). Empty ``path``: ``<output>/dreambooth_class/<default_name>``;
-    relative paths lie in the output folder and may not climb out of it; absolute ones must exist."""
+    relative paths lie in the output folder and may not climb out of it. Generated images are written into the
+    folder, so an absolute one must already exist inside the output folder or one of ``writable`` (the input
+    folders), links followed: a workflow may not fill an arbitrary folder with files."""
+    from nodegraph.paths import PathRefused, check_write
+
     output = Path(output_dir).expanduser().absolute()
     text = path.strip()
     if not text:
         return output / "dreambooth_class" / default_name, True
     folder = Path(text).expanduser()
     if folder.is_absolute():
+        try:
+            check_write(folder, [output, *writable], "class_images", "class image folder")
+        except PathRefused as exc:
+            raise FolderError(
+                f"{exc}\nGenerated class images are written into this folder: give a folder inside the output "
+                "folder (a relative path is created there) or an input folder") from None
         if not folder.is_dir():
             raise FolderError(
                 f"class image folder {text!r} does not exist (an absolute folder must exist; a relative one is "
@@ -76,7 +87,12 @@ def class_folder(path: str, output_dir: Path, default_name: str) -> tuple[Path, 
         return folder, False
     if ".." in folder.parts:
         raise FolderError(f"class image folder {text!r} may not contain '..': it lies inside the output folder")
-    return output / folder, True
+    target = output / folder
+    try:
+        check_write(target, [output], "class_images", "class image folder")  # a link in the output folder
+    except PathRefused as exc:
+        raise FolderError(str(exc)) from None
+    return target, True
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -180,8 +196,10 @@ def load_images(paths: list[Path], resolution: int) -> LoadedImages:
     import torch
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from nodegraph.limits import LimitExceeded
     from nodes.image.convert import pil_to_tensors
     from nodes.image.resize import center_crop_to_aspect, resize_nchw
+    from nodes.image.safe_open import open_image
 
     tensors: list[torch.Tensor] = []
     names: list[str] = []
@@ -189,13 +207,13 @@ def load_images(paths: list[Path], resolution: int) -> LoadedImages:
     unreadable: list[str] = []
     for path in paths:
         try:
-            with Image.open(path) as opened:
+            with open_image(path) as opened:  # bounded by the image_pixels limit
                 opened.load()
                 picture = ImageOps.exif_transpose(opened).convert("RGB")
         except UnidentifiedImageError:
             unreadable.append(f"{path.name}: not an image Pillow can read")
             continue
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, LimitExceeded) as exc:
             unreadable.append(f"{path.name}: {exc}")
             continue
         image, _ = pil_to_tensors(picture)
@@ -218,8 +236,10 @@ def save_png(image: torch.Tensor, path: Path, text: dict[str, str] | None = None
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, value)
+    from nodegraph.atomic_files import temp_file
+
     picture = Image.fromarray(to_uint8(image[None])[0], "RGB")
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=".png")
+    handle, temp = temp_file(path.parent, path.name)  # the usual permissions, not the temporary's private ones
     try:
         with os.fdopen(handle, "wb") as stream:
             picture.save(stream, format="PNG", pnginfo=info)

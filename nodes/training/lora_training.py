@@ -143,9 +143,9 @@ def save_lora(trained: TrainedLora, path: Path, info: dict[str, Any] | None = No
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
             metadata[TRAINING_METADATA_KEY] = json.dumps(info, sort_keys=True)
             save_file(tensors, str(written), metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(written, 0o666 & ~umask)  # the usual permissions of a new file (the temporary one is private)
+        from nodegraph.atomic_files import new_file_mode
+
+        os.chmod(written, new_file_mode())  # the usual permissions of a new file (the temporary one is private)
         os.replace(written, path)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -90,7 +90,7 @@ def read_model(ctx: NodeContext, name: str) -> int:
 @node("test.ReadImage", params=[ImageFile("path", "")], outputs=[Output("data", INT)])
 def read_image(ctx: NodeContext, path: str) -> int:
     RUNS[ctx.node_id] += 1
-    with open(path, "rb") as handle:
+    with open(ctx.input_path(path, "path", "image file"), "rb") as handle:
         return len(handle.read())
 
 

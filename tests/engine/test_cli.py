@@ -104,7 +104,7 @@ def test_ctrl_c_cancels_with_exit_130(tmp_path):
         "import sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "import slowplugin\n"
-        "from nodegraph.registry import default_registry\n"
+        "from nodegraph.installed import default_registry\n"
         "default_registry().register(slowplugin.loop, source='test')\n"
         "from nodegraph.cli import main\n"
         "sys.exit(main(['run', sys.argv[2], '--events', 'json']))\n"

@@ -11,7 +11,7 @@ import weakref
 import pytest
 
 from nodegraph.cache import OutputCache
-from nodegraph.context import CancelToken
+from nodegraph.context import CancelToken, RunSettings
 from nodegraph.errors import Cancelled, NodeExecutionError, WorkflowError
 from nodegraph.events import CacheEvicted, NodeCached, NodeFailed, NodeFinished, NodeProgress, RunFinished
 from nodegraph.executor import Executor
@@ -19,6 +19,7 @@ from nodegraph.graph import Graph
 from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Output, node
 from nodegraph.params import Int
+from nodegraph.paths import PathPolicy
 from nodegraph.types import ANY
 
 from .counting import RUNS, chain, make_registry
@@ -301,26 +302,29 @@ def test_model_file_is_fingerprinted_by_size_and_mtime(registry, tmp_path):
     assert executor.run(graph, ["read"]).outputs["read"]["size"] == 12
 
 
-def test_missing_model_file_fails_the_node_and_lists_the_folders_searched(registry, tmp_path):
+def test_missing_model_file_is_reported_before_the_run_with_the_folders_searched(registry, tmp_path):
     graph = Graph()
     graph.add_node(registry, "test.ReadModel", "read", {"name": "nope.safetensors"})
-    with pytest.raises(NodeExecutionError) as info:
+    with pytest.raises(WorkflowError) as info:
         _executor(registry, tmp_path).run(graph, ["read"])
-    assert info.value.node_id == "read"
-    assert "nope.safetensors" in str(info.value) and str(tmp_path / "checkpoints") in str(info.value)
+    [problem] = info.value.problems
+    assert (problem.code, problem.node, problem.field) == ("missing_file", "read", "name")
+    assert "nope.safetensors" in problem.message and str(tmp_path / "checkpoints") in problem.message
+    assert RUNS["read"] == 0  # nothing ran
 
 
 def test_user_image_is_fingerprinted_by_content(registry, tmp_path):
     image = tmp_path / "a.png"
     image.write_bytes(b"one")
     graph = Graph()
-    graph.add_node(registry, "test.ReadImage", "img", {"path": str(image)})
+    graph.add_node(registry, "test.ReadImage", "img", {"path": "a.png"})
     executor = _executor(registry)
-    executor.run(graph, ["img"])
+    settings = RunSettings(paths=PathPolicy(workflow_dir=tmp_path))  # found beside the workflow file
+    executor.run(graph, ["img"], settings=settings)
     stat = image.stat()
     image.write_bytes(b"two")  # same size; force the same mtime: only the content differs
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert executor.run(graph, ["img"]).executed == ["img"]
+    assert executor.run(graph, ["img"], settings=settings).executed == ["img"]
 
 
 def test_events_report_every_node_and_the_run(registry):

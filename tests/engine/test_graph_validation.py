@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nodegraph.graph import Graph, GraphNode, LinkRefused, topological_order, validate
+from nodegraph.graph import Graph, GraphNode, LinkRefused, topological_order
+from nodegraph.validation import validate
 
 from .counting import make_registry
 

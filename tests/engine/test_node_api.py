@@ -71,7 +71,7 @@ def test_builtin_registry_lists_primitives_without_importing_torch():
     import subprocess
     import sys
 
-    code = "import sys; from nodegraph.registry import default_registry; r = default_registry(); " \
+    code = "import sys; from nodegraph.installed import default_registry; r = default_registry(); " \
            "print(len(r), 'torch' in sys.modules, 'PySide6' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) >= 10 and out[1:] == ["False", "False"]

@@ -14,7 +14,7 @@ import pytest
 
 from nodegraph.errors import WorkflowError
 from nodegraph.executor import Executor
-from nodegraph.graph import Graph, validate
+from nodegraph.graph import Graph
 from nodegraph.plugins import (
     CONFLICT,
     FAILED,
@@ -26,6 +26,7 @@ from nodegraph.plugins import (
     user_plugin_dir,
 )
 from nodegraph.registry import Registry
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow, to_document
 from nodes import BUILTIN_MODULES
 

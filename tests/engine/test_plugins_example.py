@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from nodegraph.executor import Executor
-from nodegraph.graph import validate
 from nodegraph.plugins import plugin_infos, plugin_registry, unload_plugins
+from nodegraph.validation import validate
 from nodegraph.workflow import load_workflow
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "nodegraph-imagetools"

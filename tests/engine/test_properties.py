@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.executor import Executor
-from nodegraph.graph import validate
 from nodegraph.model_folders import ModelFolders
+from nodegraph.validation import validate
 from nodegraph.workflow import FORMAT, dumps, parse_workflow
 
 from .counting import make_registry

@@ -8,11 +8,12 @@ import os
 import pytest
 
 from nodegraph.errors import WorkflowError
-from nodegraph.graph import Graph, validate
+from nodegraph.graph import Graph
 from nodegraph.node import Output, node
 from nodegraph.params import Int
 from nodegraph.registry import Registry
 from nodegraph.types import INT
+from nodegraph.validation import validate
 from nodegraph.workflow import FORMAT, dumps, load_workflow, parse_workflow, save_workflow, to_document
 
 from .counting import make_registry
@@ -103,7 +104,7 @@ def test_files_that_are_not_workflows_give_a_workflow_error(registry, tmp_path, 
 
 
 def test_missing_file_gives_a_workflow_error(registry, tmp_path):
-    with pytest.raises(WorkflowError, match="cannot read"):
+    with pytest.raises(WorkflowError, match="does not exist"):
         load_workflow(tmp_path / "nope.json", registry)
 
 

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from nodegraph.executor import Executor, RunResult
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 
 TOL = 1e-5  # max abs difference on 0..1 images, as the Stable Diffusion parity tests
 PROMPT = "A photo of an astronaut riding a horse on the moon"
@@ -38,7 +39,7 @@ def make_executor(models_root: Path) -> Executor:
 
 def run(executor: Executor, nodes: dict[str, Any], targets: list[str]) -> RunResult:
     doc = {"format": "nodegraph.workflow", "version": 1, "nodes": nodes}
-    return executor.run(parse_workflow(doc, executor.registry), targets)
+    return executor.run(parse_workflow(doc, executor.registry), targets, settings=tmp_run_settings())
 
 
 def n(kind: str, params: dict[str, Any] | None = None, **inputs: tuple[str, str]) -> dict[str, Any]:

@@ -6,13 +6,9 @@ masks as PNG files.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
-
-from nodes.sd.families import FAMILIES, load_tokenizer
 
 SIZE = 32  # pixels: 4x4 latent cells
 CHECKPOINTS = {
@@ -26,22 +22,15 @@ SEEDS = {("sd15", 4): 0, ("sd15", 9): 3, ("sdxl", 4): 0, ("sdxl", 9): 4}
 
 
 def config_dir(root: Path, family: str, in_channels: int) -> Path:
-    """A diffusers config folder (no weights) describing the tiny model, for ``from_single_file``."""
-    from nodes.sd.save_checkpoint import _plain_config
-    from tests.fixtures.tiny_sd import tiny_configs
+    """A diffusers config folder (no weights) laid out as the real model repository, describing the tiny model,
+    for ``from_single_file``."""
+    from tests.fixtures.tiny_sd import tiny_configs, write_reference_folder
 
-    folder = root / f"{family}-{in_channels}-config"
-    if folder.is_dir():
-        return folder
-    fam = FAMILIES[family]
-    shutil.copytree(fam.config_dir, folder)
-    for name, config in tiny_configs(family, in_channels).items():
-        file = "scheduler_config.json" if name == "scheduler" else "config.json"
-        (folder / name / file).write_text(json.dumps(_plain_config(config)))
-    for name, kind in zip(fam.text_encoders, fam.tokenizers):
-        # as in the real model repositories: SDXL's second tokenizer pads with "!"
-        load_tokenizer(kind).save_pretrained(folder / name.replace("text_encoder", "tokenizer"))
-    return folder
+    parent = root / f"{family}-{in_channels}-config"
+    if not parent.is_dir():
+        parent.mkdir()
+        write_reference_folder(parent, family, tiny_configs(family, wild=True, unet_in_channels=in_channels))
+    return next(p for p in parent.iterdir() if p.is_dir())
 
 
 def write_models(root: Path) -> Path:
@@ -54,7 +43,9 @@ def write_models(root: Path) -> Path:
     folder = root / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
     for (family, channels), name in CHECKPOINTS.items():
-        write_tiny_checkpoint(folder / name, family, SEEDS[(family, channels)], unet_in_channels=channels)
+        # "wild": no configs in the file's metadata, as downloaded checkpoints come: the architecture (an
+        # inpainting UNet's 9 input channels included) is inferred from the tensor shapes
+        write_tiny_checkpoint(folder / name, family, SEEDS[(family, channels)], wild=True, unet_in_channels=channels)
     model = tiny_components("sd15", seed=7, unet_in_channels=9)
     StableDiffusionInpaintPipeline(
         vae=model.vae, text_encoder=model.text_encoders[0], tokenizer=model.tokenizers[0], unet=model.unet,

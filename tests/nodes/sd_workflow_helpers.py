@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from nodegraph.executor import Executor, RunResult
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 
 CHECKPOINT_NAMES = {"sd15": "tiny_sd15.safetensors", "sdxl": "tiny_sdxl.safetensors", "sdxl_refiner": "tiny_refiner.safetensors"}
 SEEDS = {"sd15": 0, "sdxl": 0, "sdxl_refiner": 1}
@@ -35,8 +36,9 @@ def make_executor(models_root: Path) -> Executor:
 
 
 def run_workflow(executor: Executor, nodes: dict[str, Any], targets: list[str]) -> RunResult:
+    """Run ``nodes`` (input files may lie in the temporary folders)."""
     doc = {"format": "nodegraph.workflow", "version": 1, "nodes": nodes}
-    return executor.run(parse_workflow(doc, executor.registry), targets)
+    return executor.run(parse_workflow(doc, executor.registry), targets, settings=tmp_run_settings())
 
 
 def checkpoint(executor: Executor, family: str) -> dict[str, Any]:

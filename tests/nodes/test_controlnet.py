@@ -16,6 +16,8 @@ import torch
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog
 from nodegraph.workflow import parse_workflow
+from tests.fixtures.tiny_sd import reference_scheduler
+from tests.input_policy import tmp_run_settings
 from tests.nodes.control_files import make_controlnet, write_controlnet_original
 from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, n, run_workflow
 
@@ -81,7 +83,7 @@ def pipeline_image(result, family: str, nets: list[dict], size: int = 32, **extr
     model, clip, vae = outputs["ckpt"]["model"], outputs["ckpt"]["clip"], outputs["ckpt"]["vae"]
     controlnets = [outputs[f"cn{i}"]["control_net"].model for i in range(len(nets))]
     images = [outputs[f"img{i}"]["image"].permute(0, 3, 1, 2) for i in range(len(nets))]
-    scheduler = diffusers.EulerDiscreteScheduler.from_config(model.scheduler_config)
+    scheduler = reference_scheduler(model.family, "EulerDiscreteScheduler")
     single = len(nets) == 1
     kwargs = dict(
         controlnet=controlnets[0] if single else controlnets, vae=vae.vae, unet=model.unet, scheduler=scheduler,
@@ -162,7 +164,8 @@ def test_control_image_of_another_size_is_resized_with_a_note(setup):
     nets = [{"name": "sd15_folder", "image": images["wide"]}]
     events = []
     doc = {"format": "nodegraph.workflow", "version": 1, "nodes": control_nodes(executor, "sd15", nets)}
-    result = executor.run(parse_workflow(doc, executor.registry), ["decode"], on_event=events.append)
+    result = executor.run(parse_workflow(doc, executor.registry), ["decode"], on_event=events.append,
+                          settings=tmp_run_settings())
     notes = [e.message for e in events if isinstance(e, NodeLog) and e.level == "warning"]
     assert any("40x40 resized to 32x32" in m for m in notes), notes
     assert result.outputs["decode"]["image"].shape == (1, 32, 32, 3)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import BUILTIN_ROOT, ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nodegraph.paths import PathPolicy, resolve_read
 from nodes.training.image_folder import (
     FolderError,
     class_folder,
@@ -23,14 +24,31 @@ def _png(path, width=16, height=16, colour=(200, 30, 30)):
     return path
 
 
+def _resolver(workflow_dir):
+    policy = PathPolicy(workflow_dir=workflow_dir, input_dirs=())
+    return lambda text: resolve_read(policy, text, "instance_images", "instance image folder", folder=True)
+
+
 def test_missing_empty_and_file_folders_are_refused_with_the_path(tmp_path):
+    resolve = _resolver(tmp_path)
     with pytest.raises(FolderError, match="no folder given"):
-        instance_folder("  ")
-    with pytest.raises(FolderError, match="does not exist"):
-        instance_folder(str(tmp_path / "nowhere"))
+        instance_folder("  ", resolve)
+    with pytest.raises(FolderError, match="not found"):
+        instance_folder("nowhere", resolve)
     with pytest.raises(FolderError, match="is a file"):
-        instance_folder(str(_png(tmp_path / "a.png")))
+        instance_folder(str(_png(tmp_path / "a.png")), resolve)
     assert list_images(tmp_path / "nowhere").images == []
+
+
+def test_instance_folders_are_found_beside_the_workflow_and_never_outside_the_allowed_folders(tmp_path):
+    (tmp_path / "flows" / "subject").mkdir(parents=True)
+    resolve = _resolver(tmp_path / "flows")
+    assert instance_folder("subject", resolve) == (tmp_path / "flows" / "subject").resolve()
+    (tmp_path / "private").mkdir()
+    with pytest.raises(FolderError, match="outside the folders a workflow may read"):
+        instance_folder(str(tmp_path / "private"), resolve)
+    with pytest.raises(FolderError, match="outside the folders a workflow may read"):
+        instance_folder("../private", resolve)
 
 
 def test_only_image_files_directly_inside_are_listed_and_links_out_are_skipped(tmp_path):
@@ -76,9 +94,26 @@ def test_relative_class_folders_lie_in_the_output_folder_and_may_not_leave_it(tm
     with pytest.raises(FolderError, match=r"\.\."):
         class_folder("../elsewhere", output, "a_dog")
     with pytest.raises(FolderError, match="must exist"):
-        class_folder(str(tmp_path / "absent"), output, "a_dog")
-    existing, creatable = class_folder(str(tmp_path), output, "a_dog")
-    assert existing == tmp_path and not creatable
+        class_folder(str(output / "absent"), output, "a_dog")
+    (output / "mine").mkdir(parents=True)
+    existing, creatable = class_folder(str(output / "mine"), output, "a_dog")
+    assert existing == output / "mine" and not creatable
+
+
+def test_an_absolute_class_folder_outside_the_output_and_input_folders_is_never_written(tmp_path):
+    """Generated class images go into the class folder: a workflow (maybe from a shared PNG) may not name any
+    existing folder of the machine (issue 19's write hole)."""
+    output, inputs, elsewhere = tmp_path / "out", tmp_path / "in", tmp_path / "home"
+    for folder in (output, inputs / "dogs", elsewhere):
+        folder.mkdir(parents=True)
+    with pytest.raises(FolderError, match="outside the folders a workflow may write to"):
+        class_folder(str(elsewhere), output, "a_dog", [inputs])
+    assert class_folder(str(inputs / "dogs"), output, "a_dog", [inputs]) == (inputs / "dogs", False)
+    (output / "escape").symlink_to(elsewhere)  # a link inside the output folder that leads out of it
+    with pytest.raises(FolderError, match="outside"):
+        class_folder("escape", output, "a_dog", [inputs])
+    with pytest.raises(FolderError, match="outside"):
+        class_folder(str(output / "escape"), output, "a_dog", [inputs])
 
 
 def test_class_plan_uses_own_images_then_this_prompts_generated_ones_then_lists_what_is_missing(tmp_path):

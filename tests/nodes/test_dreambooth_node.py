@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from nodegraph.context import CancelToken, RunSettings
+from nodegraph.context import CancelToken
 from nodegraph.errors import Cancelled, NodeExecutionError
 from nodegraph.events import NodeLog, NodeProgress
 from nodegraph.workflow import parse_workflow
 from nodes.training.image_folder import GENERATED
+from tests.input_policy import tmp_run_settings
 from tests.nodes.sd_workflow_helpers import CHECKPOINT_NAMES, checkpoint, make_executor, n
 
 SIZE = 64  # pixels; the tiny VAE makes 8x8 latents
@@ -65,7 +66,7 @@ def setup(tmp_path_factory, one_thread):
 
 def _run(executor, nodes, targets, output, events=None, cancel=None):
     graph = parse_workflow({"format": "nodegraph.workflow", "version": 1, "nodes": nodes}, executor.registry)
-    return executor.run(graph, targets, settings=RunSettings(output_dir=output), on_event=events, cancel=cancel)
+    return executor.run(graph, targets, settings=tmp_run_settings(output_dir=output), on_event=events, cancel=cancel)
 
 
 def _workflow(executor, subject, sampler_seed=1, **train_params):
@@ -272,8 +273,8 @@ def test_mixed_sizes_are_resized_with_a_note_and_a_prompt_without_identifier_is_
 def test_demo_workflow_validates_and_runs_on_a_tiny_model(setup, tmp_path):
     from pathlib import Path
 
-    from nodegraph.graph import validate
-    from nodegraph.registry import default_registry
+    from nodegraph.installed import default_registry
+    from nodegraph.validation import validate
 
     root, executor, subject, _ = setup
     doc = json.loads((Path(__file__).resolve().parents[2] / "workflows" / "demo_dreambooth.json").read_text())
@@ -287,7 +288,7 @@ def test_demo_workflow_validates_and_runs_on_a_tiny_model(setup, tmp_path):
     for node in nodes.values():
         if node["type"] == "core.KSampler":
             node["params"]["steps"] = 2
-    result = executor.run(parse_workflow(doc, executor.registry), settings=RunSettings(output_dir=tmp_path))
+    result = executor.run(parse_workflow(doc, executor.registry), settings=tmp_run_settings(output_dir=tmp_path))
     assert {"train", "save_trained", "save_base"} <= set(result.executed)
     assert (root / "loras" / "workflow_test.safetensors").is_file()
     assert len(list(tmp_path.glob("demo_dreambooth_trained*.png"))) == 4

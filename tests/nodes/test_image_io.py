@@ -11,17 +11,18 @@ import torch
 from PIL import Image
 
 from nodegraph.context import RunSettings
-from nodegraph.errors import NodeExecutionError, NodeInputError
+from nodegraph.errors import NodeInputError, WorkflowError
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.node import Input, Output, node
 from nodegraph.params import Float, Int, ModelFile, String, Text
 from nodegraph.png_meta import WORKFLOW_KEY, png_text_chunks
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.types import CONDITIONING, IMAGE, MODEL
 from nodegraph.workflow import load_workflow, parse_workflow
 from nodes.image.io import A1111_KEY, PARAMS_KEY, PREVIEW_FOLDER, load_image, preview_image, save_image
+from tests.input_policy import tmp_run_settings
 from tests.nodes.image_fixtures import call, make_ctx
 
 
@@ -97,13 +98,16 @@ def test_missing_path_names_field_and_path(tmp_path: Path) -> None:
     assert info.value.field == "path" and str(missing) in str(info.value)
 
 
-def test_missing_path_through_executor_fails_naming_node_and_path(tmp_path: Path) -> None:
+def test_missing_path_is_reported_before_the_run_naming_node_field_and_path(tmp_path: Path) -> None:
     doc = {"format": "nodegraph.workflow", "version": 1,
            "nodes": {"load": {"type": "core.LoadImage", "params": {"path": str(tmp_path / "gone.png")}}}}
     graph = parse_workflow(doc, default_registry())
-    with pytest.raises(NodeExecutionError) as info:
-        Executor(default_registry(), runtime=Runtime("cpu"), folders=ModelFolders([])).run(graph, ["load"])
-    assert "load" in str(info.value) and "gone.png" in str(info.value)
+    with pytest.raises(WorkflowError) as info:
+        Executor(default_registry(), runtime=Runtime("cpu"), folders=ModelFolders([])).run(
+            graph, ["load"], settings=tmp_run_settings())
+    [problem] = info.value.problems
+    assert (problem.node, problem.field, problem.code) == ("load", "path", "missing_file")
+    assert "gone.png" in problem.message
 
 
 def test_non_image_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from PIL import Image
 
 from nodegraph.context import RunSettings
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
 from nodegraph.png_meta import png_text_chunks
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import load_workflow, parse_workflow
 from nodes.image.io import A1111_KEY, PARAMS_KEY

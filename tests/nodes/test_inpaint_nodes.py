@@ -9,6 +9,7 @@ import torch
 
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog
+from tests.input_policy import tmp_run_settings
 from tests.nodes.inpaint_helpers import CHECKPOINTS, SIZE, shared_files
 from tests.nodes.sd_workflow_helpers import make_executor, n, run_workflow
 
@@ -62,7 +63,8 @@ def test_after_image_composite_masked_everything_outside_the_mask_is_the_input_i
 
 def test_loader_says_a_checkpoint_is_an_inpainting_model(executor, files):
     events: list = []
-    result = executor.run(*_graph(executor, {"ckpt": base(9, files["image"])["ckpt"]}), on_event=events.append)
+    result = executor.run(*_graph(executor, {"ckpt": base(9, files["image"])["ckpt"]}), on_event=events.append,
+                          settings=tmp_run_settings())
     assert result.outputs["ckpt"]["model"].unet.config.in_channels == 9
     assert any("inpainting model" in message for message in logs(events))
 
@@ -91,7 +93,7 @@ def test_inpaint_conditioning_on_an_ordinary_model_uses_the_noise_mask_with_a_no
                          mask=("load", "mask"))
     nodes["sampler"] = sampler(("inpaint", "latent"), ("inpaint", "positive"), ("inpaint", "negative"))
     events: list = []
-    executor.run(*_graph(executor, nodes), on_event=events.append)
+    executor.run(*_graph(executor, nodes), on_event=events.append, settings=tmp_run_settings())
     assert any("not an inpainting model" in message for message in logs(events))
 
 
@@ -129,7 +131,7 @@ def test_mask_file_beside_the_image_replaces_its_alpha_and_is_resized_when_only_
         "file": n("core.LoadImage", {"path": str(tmp_path / "alpha.png"), "mask_path": str(tmp_path / "half.png")}),
         "as_mask": n("core.LoadImageMask", {"path": str(tmp_path / "alpha.png"), "channel": "alpha"}),
     }
-    outputs = executor.run(*_graph(executor, nodes), on_event=events.append).outputs
+    outputs = executor.run(*_graph(executor, nodes), on_event=events.append, settings=tmp_run_settings()).outputs
     assert outputs["alpha"]["mask"][0, :8].min() == 1 and outputs["alpha"]["mask"][0, 8:].max() == 0
     assert torch.equal(outputs["as_mask"]["mask"], outputs["alpha"]["mask"])
     mask = outputs["file"]["mask"]
@@ -162,7 +164,7 @@ def test_empty_and_full_masks_are_documented_notes_not_errors(executor, files):
         nodes["masked"] = n("core.SetLatentNoiseMask", samples=("encode", "latent"), mask=("solid", "mask"))
         nodes["sampler"] = sampler(("masked", "latent"))
         events: list = []
-        executor.run(*_graph(executor, nodes), on_event=events.append)
+        executor.run(*_graph(executor, nodes), on_event=events.append, settings=tmp_run_settings())
         assert any(expected in message for message in logs(events)), logs(events)
 
 

@@ -115,14 +115,15 @@ def workflow(ckpt: str, family: str, image, mask, route: str, *, steps: int, den
 
 
 def scheduler_class(name: str):
-    from tests.nodes.test_parity_sd import scheduler_class as by_name
+    from tests.nodes.test_parity_sd import SCHEDULER_CLASSES
 
-    return by_name(name)
+    return getattr(diffusers, SCHEDULER_CLASSES[name])
 
 
 def reference_pipeline(files, family: str, channels: int, from_folder: bool = False):
     if family == "sd15":
-        cls, extra = diffusers.StableDiffusionInpaintPipeline, {"safety_checker": None, "requires_safety_checker": False}
+        cls = diffusers.StableDiffusionInpaintPipeline
+        extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     else:
         cls, extra = diffusers.StableDiffusionXLInpaintPipeline, {}
     if from_folder:
@@ -130,7 +131,8 @@ def reference_pipeline(files, family: str, channels: int, from_folder: bool = Fa
     else:
         path = files["models"] / "checkpoints" / CHECKPOINTS[(family, channels)]
         config = config_dir(files["root"], family, channels)
-        pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, **extra)
+        pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, torch_dtype=torch.float32,
+                                    **extra)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.config.in_channels == channels
     return pipe

@@ -12,11 +12,12 @@ import torch
 
 from nodegraph.context import RunSettings
 from nodegraph.executor import Executor
-from nodegraph.graph import validate
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import BUILTIN_ROOT, ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 from tests.nodes.inpaint_helpers import CHECKPOINTS, shared_files
 from tests.nodes.sd_workflow_helpers import shrink_workflow
 
@@ -29,10 +30,12 @@ def load(name: str) -> dict:
     return json.loads((ROOT / "workflows" / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def run(doc: dict, folders: ModelFolders, output: Path, targets: list[str] | None = None):
+def run(doc: dict, folders: ModelFolders, output: Path, targets: list[str] | None = None, tmp_inputs: bool = False):
+    """Run with the usual input folders (the demo images are found there), or reading the test's temporary files."""
     executor = Executor(default_registry(), runtime=Runtime(device="cpu", precision="fp32"), folders=folders)
     graph = parse_workflow(doc, executor.registry)
-    return executor.run(graph, targets, settings=RunSettings(output_dir=output)).outputs
+    settings = tmp_run_settings(output_dir=output) if tmp_inputs else RunSettings(output_dir=output)
+    return executor.run(graph, targets, settings=settings).outputs
 
 
 @pytest.mark.parametrize("name", DEMO + SD15)
@@ -41,8 +44,9 @@ def test_shipped_workflow_validates(name):
 
 
 @pytest.fixture
-def in_repo(monkeypatch):
-    monkeypatch.chdir(ROOT)  # the demo workflows name their input images relative to the project
+def elsewhere(monkeypatch, tmp_path):
+    """Run from another folder: the demo images are found in the shipped input folder, not beside the caller."""
+    monkeypatch.chdir(tmp_path)
 
 
 def demo(name: str) -> dict:
@@ -53,7 +57,7 @@ def demo(name: str) -> dict:
     return doc
 
 
-def test_demo_inpaint_changes_only_the_masked_region(in_repo, tmp_path):
+def test_demo_inpaint_changes_only_the_masked_region(elsewhere, tmp_path):
     from PIL import Image
 
     outputs = run(demo("demo_inpaint"), ModelFolders([BUILTIN_ROOT]), tmp_path)
@@ -65,7 +69,7 @@ def test_demo_inpaint_changes_only_the_masked_region(in_repo, tmp_path):
     assert np.abs(result[mask].astype(int) - source[mask]).mean() > 10
 
 
-def test_demo_outpaint_extends_the_picture_and_keeps_it(in_repo, tmp_path):
+def test_demo_outpaint_extends_the_picture_and_keeps_it(elsewhere, tmp_path):
     outputs = run(demo("demo_outpaint"), ModelFolders([BUILTIN_ROOT]), tmp_path, ["paste", "pad"])
     image = outputs["paste"]["image"]
     assert tuple(image.shape) == (1, 64, 96, 3)
@@ -81,7 +85,7 @@ def test_demo_outpaint_extends_the_picture_and_keeps_it(in_repo, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["demo_hires_fix", "demo_hires_fix_upscaler"])
-def test_demo_hires_fix_doubles_the_size(in_repo, tmp_path, name):
+def test_demo_hires_fix_doubles_the_size(elsewhere, tmp_path, name):
     outputs = run(demo(name), ModelFolders([BUILTIN_ROOT]), tmp_path, ["decode"])
     assert tuple(outputs["decode"]["image"].shape) == (1, 128, 128, 3)
 
@@ -116,7 +120,7 @@ def test_sd15_workflow_runs_on_tiny_models(tiny_models, tmp_path, name):
             node["params"]["model_name"] = "tiny_x2.safetensors"
         elif node["type"] == "core.ImageScale":
             node["params"].update(width=64, height=64)
-    outputs = run(doc, ModelFolders([tiny_models]), tmp_path / "out")
+    outputs = run(doc, ModelFolders([tiny_models]), tmp_path / "out", tmp_inputs=True)
     saved = Path(outputs["save"]["paths"])
     size = {"sd15_inpaint": (32, 32), "sd15_hires_fix": (64, 64), "sd15_hires_fix_upscaler": (64, 64)}[name]
     assert Image.open(saved).size == size

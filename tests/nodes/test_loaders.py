@@ -10,16 +10,16 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from nodegraph.atomic_files import current_umask
 from nodegraph.context import RunSettings
-from nodegraph.errors import NodeExecutionError
+from nodegraph.errors import NodeExecutionError, WorkflowError
 from nodegraph.events import NodeLog
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
 from nodes.sd.handles import ClipHandle, ModelHandle, VaeHandle
-from nodes.sd.save_checkpoint import _umask
 from tests.fixtures.tiny_sd import tiny_components, write_tiny_checkpoint
 
 
@@ -107,7 +107,7 @@ def test_save_checkpoint_round_trips_exactly_and_never_overwrites(models: Path) 
     second = Path(_run(executor, nodes, out_dir)["save"]["path"])
     assert second.name == "mine_00002.safetensors" and first.exists()
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
-    assert first.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not safetensors' private 0600
+    assert first.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not safetensors' private 0600
     with safe_open(str(first), "pt") as handle:
         meta = handle.metadata()
         assert meta["nodegraph.family"] == "sdxl"
@@ -248,11 +248,11 @@ def test_checkpoint_without_a_vae_loads_and_says_so(models: Path) -> None:
     assert any(e.level == "warning" and "has no VAE" in e.message for e in events if isinstance(e, NodeLog))
 
 
-def test_missing_model_file_lists_the_folders_searched(models: Path) -> None:
-    with pytest.raises(NodeExecutionError) as info:
+def test_missing_model_file_is_reported_before_the_run_listing_the_folders_searched(models: Path) -> None:
+    with pytest.raises(WorkflowError) as info:
         _run(_executor(models), {"load": _loader("nowhere.safetensors")}, models / "out")
     message = str(info.value)
-    assert "'load'" in message and "nowhere.safetensors" in message
+    assert "'load'" in message and "'ckpt_name'" in message and "nowhere.safetensors" in message
     assert str(models / "checkpoints") in message and str(models / "Stable-diffusion") in message
 
 

@@ -18,6 +18,7 @@ import torch
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog
 from nodegraph.workflow import parse_workflow
+from tests.fixtures.tiny_sd import reference_scheduler
 from tests.nodes.lora_files import TEXT_TARGETS, UNET_TARGETS, peft_adapter, write_diffusers, write_kohya
 from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, n, run_workflow
 
@@ -84,7 +85,7 @@ def lora_nodes(executor, family: str, lora: str | None, strength_model: float = 
 
 def pipeline(outputs, family: str):
     model, clip, vae = outputs["model"], outputs["clip"], outputs["vae"]
-    scheduler = diffusers.EulerDiscreteScheduler.from_config(model.scheduler_config)
+    scheduler = reference_scheduler(family, "EulerDiscreteScheduler")
     if family == "sdxl":
         return diffusers.StableDiffusionXLPipeline(
             vae=vae.vae, text_encoder=clip.encoders[0], text_encoder_2=clip.encoders[1], tokenizer=clip.tokenizers[0],

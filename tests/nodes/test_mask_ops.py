@@ -10,15 +10,16 @@ import torch
 
 from nodegraph.errors import NodeInputError, WorkflowError
 from nodegraph.executor import Executor
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 
 
 def run(nodes: dict, targets: list[str], events: list | None = None):
     executor = Executor(default_registry(), runtime=Runtime(device="cpu", precision="fp32"))
     doc = {"format": "nodegraph.workflow", "version": 1, "nodes": nodes}
-    return executor.run(parse_workflow(doc, executor.registry), targets,
+    return executor.run(parse_workflow(doc, executor.registry), targets, settings=tmp_run_settings(),
                         on_event=events.append if events is not None else None).outputs
 
 

@@ -12,6 +12,7 @@ from nodes.sampling.guidance import ClassifierFreeGuidance, GuidanceRescale, Gui
 from nodes.sampling.loop import StepRange, sample
 from nodes.sampling.schedulers import SCHEDULER_NAMES, make_scheduler
 from nodes.sd.conditioning import ConditioningEntry
+from tests.fixtures.tiny_sd import reference_scheduler
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -198,7 +199,7 @@ def test_controlnet_residuals_enter_through_the_denoiser_interface_as_in_diffuse
                   span=StepRange.of(2), chain=build_chain(6.0), cfg_scale=6.0)
     pipe = diffusers.StableDiffusionControlNetPipeline(
         vae=sd15.vae, text_encoder=sd15.text_encoders[0], tokenizer=sd15.tokenizers[0], unet=sd15.unet,
-        controlnet=controlnet, scheduler=diffusers.EulerAncestralDiscreteScheduler.from_config(sd15.scheduler_config),
+        controlnet=controlnet, scheduler=reference_scheduler("sd15", "EulerAncestralDiscreteScheduler"),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     theirs = pipe("a lighthouse", image=image, height=32, width=32, num_inference_steps=2, guidance_scale=6.0,

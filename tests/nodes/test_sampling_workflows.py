@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodegraph.context import RunSettings
-from nodegraph.graph import validate
-from nodegraph.registry import default_registry
+from nodegraph.installed import default_registry
+from nodegraph.validation import validate
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 from tests.nodes.sd_workflow_helpers import shrink_workflow
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -50,7 +50,7 @@ def test_shipped_workflow_runs_on_tiny_models_and_saves_an_image(executor, name,
     image_path = tmp_path / "input.png"
     Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(image_path)
     doc = shrink_workflow(load(name), image_path, TINY)
-    result = executor.run(parse_workflow(doc, executor.registry), settings=RunSettings(output_dir=tmp_path / "out"))
+    result = executor.run(parse_workflow(doc, executor.registry), settings=tmp_run_settings(output_dir=tmp_path / "out"))
     (paths,) = [out["paths"] for out in result.outputs.values()]
     saved = Path(paths.splitlines()[0])
     assert saved.is_file() and Image.open(saved).size == (32, 32)

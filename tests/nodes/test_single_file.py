@@ -209,37 +209,20 @@ def test_every_family_has_shipped_configs_for_its_components() -> None:
             assert load_config(family.key, name)
 
 
-def _config_dir(root: Path, family: str, configs: dict) -> Path:
-    """A diffusers config folder (no weights) describing the tiny model, for ``from_single_file``."""
-    import json
-    import shutil
-
-    from nodes.sd.families import TOKENIZER_ROOT
-    from nodes.sd.save_checkpoint import _plain_config
-
-    folder = root / f"{family}-config"
-    fam = FAMILIES[family]
-    shutil.copytree(fam.config_dir, folder)
-    for name, config in configs.items():
-        file = "scheduler_config.json" if name == "scheduler" else "config.json"
-        (folder / name / file).write_text(json.dumps(_plain_config(config)))
-    for name in fam.text_encoders:
-        shutil.copytree(TOKENIZER_ROOT / "clip", folder / name.replace("text_encoder", "tokenizer"))
-    return folder
-
-
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_saved_file_is_read_by_diffusers_own_single_file_loader(tmp_path: Path, family: str) -> None:
     """The writer produces the real original layout: diffusers' ``from_single_file`` reads it back exactly."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from tests.fixtures.tiny_sd import tiny_components, tiny_configs
+    from tests.fixtures.tiny_sd import tiny_components, tiny_configs, write_reference_folder
 
     path = write_tiny_checkpoint(tmp_path / "tiny.safetensors", family, seed=9)
-    config = _config_dir(tmp_path, family, tiny_configs(family))
+    config = write_reference_folder(tmp_path, family, tiny_configs(family))
     cls = StableDiffusionPipeline if family == "sd15" else StableDiffusionXLPipeline
-    extra = {"safety_checker": None, "requires_safety_checker": False} if family == "sd15" else {}
-    pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, **extra)
+    extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False} if (
+        family == "sd15") else {}
+    pipe = cls.from_single_file(str(path), config=str(config), local_files_only=True, torch_dtype=torch.float32,
+                                **extra)
     original = tiny_components(family, seed=9)
     pairs = [(original.unet, pipe.unet), (original.vae, pipe.vae), (original.text_encoders[0], pipe.text_encoder)]
     if family == "sdxl":

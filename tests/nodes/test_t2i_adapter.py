@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nodegraph.errors import NodeExecutionError
+from tests.fixtures.tiny_sd import reference_scheduler
 from tests.nodes.control_files import make_adapter, write_adapter_original
 from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, n, run_workflow
 from tests.nodes.test_controlnet import save_image
@@ -67,7 +68,7 @@ def pipeline_image(result, adapters: list[dict], output_type: str = "np") -> np.
     pipe = diffusers.StableDiffusionAdapterPipeline(
         vae=vae.vae, text_encoder=clip.encoders[0], tokenizer=clip.tokenizers[0], unet=model.unet,
         adapter=modules[0] if single else diffusers.MultiAdapter(modules),
-        scheduler=diffusers.EulerDiscreteScheduler.from_config(model.scheduler_config),
+        scheduler=reference_scheduler(model.family, "EulerDiscreteScheduler"),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     return pipe(

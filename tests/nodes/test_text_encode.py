@@ -8,6 +8,7 @@ import torch
 
 from nodes.sd.handles import ClipHandle
 from nodes.sd.text_encode import encode_prompt
+from tests.fixtures.tiny_sd import reference_scheduler
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -31,7 +32,7 @@ def sdxl():
 def sd15_pipe(m):
     return diffusers.StableDiffusionPipeline(
         vae=m.vae, text_encoder=m.text_encoders[0], tokenizer=m.tokenizers[0], unet=m.unet,
-        scheduler=diffusers.DDIMScheduler.from_config(m.scheduler_config),
+        scheduler=reference_scheduler("sd15", "DDIMScheduler"),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 
@@ -39,7 +40,7 @@ def sd15_pipe(m):
 def sdxl_pipe(m):
     return diffusers.StableDiffusionXLPipeline(
         vae=m.vae, text_encoder=m.text_encoders[0], text_encoder_2=m.text_encoders[1], tokenizer=m.tokenizers[0],
-        tokenizer_2=m.tokenizers[1], unet=m.unet, scheduler=diffusers.DDIMScheduler.from_config(m.scheduler_config),
+        tokenizer_2=m.tokenizers[1], unet=m.unet, scheduler=reference_scheduler("sdxl", "DDIMScheduler"),
     )
 
 

@@ -21,10 +21,11 @@ import torch
 from nodegraph.errors import NodeExecutionError
 from nodegraph.events import NodeLog, NodeProgress
 from nodegraph.executor import Executor
+from nodegraph.installed import default_registry
 from nodegraph.model_folders import ModelFolders
-from nodegraph.registry import default_registry
 from nodegraph.runtime import Runtime
 from nodegraph.workflow import parse_workflow
+from tests.input_policy import tmp_run_settings
 
 TILE_TOLERANCE = 1e-5
 
@@ -77,7 +78,8 @@ def executor(models: Path) -> Executor:
 def run(models: Path, nodes: dict, targets: list[str], events: list | None = None):
     ex = executor(models)
     doc = {"format": "nodegraph.workflow", "version": 1, "nodes": nodes}
-    return ex.run(parse_workflow(doc, ex.registry), targets, on_event=events.append if events is not None else None).outputs
+    return ex.run(parse_workflow(doc, ex.registry), targets, settings=tmp_run_settings(),
+                  on_event=events.append if events is not None else None).outputs
 
 
 def upscale_nodes(model_name: str, image: torch.Tensor, tile: int, overlap: int) -> dict:

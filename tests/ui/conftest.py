@@ -12,7 +12,8 @@ pytest.importorskip("NodeGraphQt")
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from nodegraph.registry import Registry, default_registry
+from nodegraph.installed import default_registry
+from nodegraph.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIMITIVES = ROOT / "workflows" / "primitives.json"

@@ -54,7 +54,7 @@ def test_run_this_node_runs_only_it_and_what_it_needs(window, qtbot):
         "steps": "done", "scale": "done",
     }
     assert "scale.result = 10.0" in window.log_view.toPlainText()
-    assert window.canvas.views["show_scale"].result_text is None  # downstream did not run
+    assert window.canvas.views["show_scale"].result_text.get_value() == ""  # downstream did not run
 
 
 def test_right_click_on_a_node_asks_for_that_nodes_menu(window, qtbot):
@@ -100,10 +100,12 @@ def test_run_selected_nodes_targets_the_selection(window, qtbot):
 
 
 def test_node_tooltip_survives_a_redraw_when_an_image_arrives(window, qtbot):
-    node_id = window.document.add_node("test.Gradient")
+    source = window.document.add_node("test.Gradient")
+    node_id = window.document.add_node("core.PreviewImage", (300, 0))
+    window.document.connect(source, "image", node_id, "images")
     window.run()
     wait_for_run(qtbot, window, timeout=90000)  # the first test to import torch pays for it (slow on a busy machine)
     view = window.canvas.views[node_id]
-    assert view.preview is not None  # the preview made NodeGraphQt redraw the node
-    assert view.view.toolTip().startswith(f"{node_id} · test.Gradient v1")
+    assert view.preview.label.source() is not None  # the image arrived in the node's box
+    assert view.view.toolTip().startswith(f"{node_id} · core.PreviewImage v1")
     assert view.view.toolTip().endswith("done: " + view.status.split(": ", 1)[1])

@@ -42,7 +42,9 @@ def test_palette_adds_nodes_that_appear_in_the_engine_graph(window):
     assert sorted(math_view.inputs()) == ["a", "b"]
     assert sorted(math_view.param_widgets()) == ["a_value", "b_value", "operation"]
     # ports carry the socket type's colour
-    assert tuple(math_view.inputs()["a"].color[:3]) == (120, 200, 160)
+    from ui.socket_colors import socket_color
+
+    assert tuple(math_view.inputs()["a"].color[:3]) == socket_color("FLOAT")
 
 
 def test_palette_search_filters_by_name_and_category(window):

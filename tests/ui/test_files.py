@@ -66,7 +66,7 @@ def test_opening_a_png_saved_by_the_product_reopens_its_workflow(window, tmp_pat
     png = tmp_path / "render.png"
     Image.new("RGB", (8, 8), (200, 30, 30)).save(png, pnginfo=info)
     assert window.open_path(png, ask=False)
-    assert to_document(window.document.graph) == json.loads(PRIMITIVES.read_text())
+    assert to_document(window.document.graph)["nodes"] == json.loads(PRIMITIVES.read_text())["nodes"]
     assert window.document.path is None  # Save must not overwrite the image
     assert set(window.canvas.views) == set(json.loads(PRIMITIVES.read_text())["nodes"])
 

@@ -138,7 +138,7 @@ def test_a_read_only_image_folder_sends_the_mask_to_the_input_folder(qtbot, pict
 
     from ui.mask_editor import MaskEditor
 
-    monkeypatch.setenv("NODEGRAPH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     os.chmod(picture.parent, 0o555)
     try:
         if os.access(picture.parent, os.W_OK):
@@ -147,7 +147,7 @@ def test_a_read_only_image_folder_sends_the_mask_to_the_input_folder(qtbot, pict
         qtbot.addWidget(dialog)
         dialog.model.clear()
         dialog.save()
-        assert dialog.saved_path.parent == tmp_path / "data" / "input"
+        assert dialog.saved_path.parent == tmp_path / "data" / "nodegraph" / "input"
     finally:
         os.chmod(picture.parent, 0o755)
 
@@ -173,8 +173,9 @@ def test_edit_mask_on_a_load_image_node_points_it_at_the_saved_mask_undoably(win
     window.document.undo_stack.redo()
     # the workflow runs headless with the mask: Load Image's mask output is the painted one
     from nodegraph.executor import Executor
+    from tests.input_policy import tmp_run_settings
 
-    result = Executor(window.registry).run(window.document.graph, [node_id]).outputs[node_id]
+    result = Executor(window.registry).run(window.document.graph, [node_id], settings=tmp_run_settings()).outputs[node_id]
     assert result["mask"][0, 50, 50] == 1.0 and result["mask"][0, 5, 5] == 0.0
 
 
@@ -195,7 +196,12 @@ def test_the_images_panel_offers_to_inpaint_the_shown_image(window, qtbot, monke
     node_id = mask_editor.inpaint_image_from_panel(window)
     params = window.document.graph.nodes[node_id].params
     image, mask = Path(params["path"]), Path(params["mask_path"])
-    assert image.parent == mask.parent == tmp_path / "data" / "input"
+    from nodegraph.paths import user_input_dir
+
+    assert image.parent == mask.parent == user_input_dir()
     assert Image.open(image).size == (32, 16) and Image.open(mask).size == (32, 16)
-    assert mask_editor.inpaint_image_from_panel(window) != node_id  # a second time: new files, nothing replaced
-    assert len(list((tmp_path / "data" / "input").glob("*.png"))) == 4
+    first = (image.read_bytes(), mask.read_bytes())
+    second_id = mask_editor.inpaint_image_from_panel(window)  # a second time: new files, nothing replaced
+    second = window.document.graph.nodes[second_id].params
+    assert second_id != node_id and {second["path"], second["mask_path"]}.isdisjoint({str(image), str(mask)})
+    assert (image.read_bytes(), mask.read_bytes()) == first

@@ -42,11 +42,14 @@ def test_rerun_after_a_change_recomputes_only_what_changed(window, qtbot):
 
 
 def test_image_output_arrives_in_the_node_and_the_image_panel(window, qtbot):
-    node_id = window.document.add_node("test.Gradient", params={"width": 16, "height": 8})
+    source = window.document.add_node("test.Gradient", params={"width": 16, "height": 8})
+    node_id = window.document.add_node("core.PreviewImage", (300, 0))
+    window.document.connect(source, "image", node_id, "images")
     window.run()
     wait_for_run(qtbot, window)
     view = window.canvas.views[node_id]
     assert view.view.run_state == "done"
+    assert window.canvas.views[source].preview is None  # an image box only where results are shown
     pixmap = view.preview.label.pixmap()
     assert pixmap is not None and not pixmap.isNull()
     image = window.image_panel.current_image()

@@ -12,9 +12,10 @@ from nodegraph.context import CancelToken
 from nodegraph.errors import Cancelled, NodeExecutionError
 from nodegraph.events import NodeProgress
 from nodegraph.executor import Executor
-from nodegraph.graph import Graph, LinkRefused, validate
+from nodegraph.graph import Graph, LinkRefused
 from nodegraph.plugins import LOADED, load_plugins, unload_plugins
 from nodegraph.registry import Registry
+from nodegraph.validation import validate
 from nodegraph.workflow import load_workflow, parse_workflow
 from nodes import BUILTIN_MODULES
 
