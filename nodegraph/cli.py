@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from nodegraph import run_options
+from nodegraph.console import error, print_problems
+from nodegraph.overrides import apply_text_overrides
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -63,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("workflow", type=Path, nargs="?", help="a workflow (or PNG) to open")
     gui.add_argument("--screenshot", type=Path, metavar="FILE.png",
                      help="lay the window out, save a screenshot to FILE.png and exit")
+
+    from nodegraph.batch.cli import add_parser as add_batch_parser
+    from nodegraph.server.cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
+    add_batch_parser(sub)
+
     from nodegraph.comfy.commands import add_commands  # nodegraph import / export --comfy
 
     parser.set_defaults(extra_handlers=add_commands(sub))
@@ -75,29 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_INVALID
+    from nodegraph.batch.cli import cmd_batch
+    from nodegraph.server.cli import cmd_serve
+
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes, "plugins": cmd_plugins, "gui": cmd_gui,
-               "limits": cmd_limits}
+               "limits": cmd_limits, "serve": cmd_serve, "batch": cmd_batch}
     handler.update(args.extra_handlers)
     try:
         return handler[args.command](args)
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:  # Ctrl-C while loading the workflow or the plugins, or right after a run
-        _error("cancelled")
+        error("cancelled")
         return EXIT_CANCELLED
-
-
-def _error(message: str) -> None:
-    print(f"nodegraph: {message}", file=sys.stderr)
-
-
-def _print_problems(problems: list[Any], as_json: bool = False) -> None:
-    if as_json:
-        print(json.dumps([p.to_json() for p in problems], indent=2))
-        return
-    _error(f"the workflow has {len(problems)} problem(s):")
-    for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
 
 
 def _load(path: Path, registry: Any) -> Any:
@@ -107,34 +106,6 @@ def _load(path: Path, registry: Any) -> Any:
     for line in report.lines() if report is not None else ():
         print(line, file=sys.stderr)
     return graph
-
-
-def apply_overrides(graph: Any, registry: Any, overrides: list[str]) -> list[Any]:
-    """Apply ``NODE.PARAM=VALUE`` overrides; returns the problems (empty when all applied)."""
-    from nodegraph.errors import Problem
-    from nodegraph.params import ParamError
-
-    problems = []
-    for item in overrides:
-        target, sep, text = item.partition("=")
-        node_id, dot, param_name = target.rpartition(".")
-        if not sep or not dot or not node_id or not param_name:
-            problems.append(Problem("bad_override", "write overrides as NODE.PARAM=VALUE", expected="NODE.PARAM=VALUE", found=repr(item)))
-            continue
-        if node_id not in graph.nodes:
-            problems.append(Problem("bad_override", "no such node", node_id, param_name, "a node id of the workflow", repr(node_id)))
-            continue
-        definition = registry.get(graph.nodes[node_id].type)
-        param = definition.param(param_name) if definition else None
-        if param is None:
-            names = ", ".join(p.name for p in definition.params) if definition else "(unknown node type)"
-            problems.append(Problem("bad_override", "no such parameter", node_id, param_name, "one of " + names, repr(param_name)))
-            continue
-        try:
-            graph.nodes[node_id].params[param_name] = param.parse_text(text)
-        except ParamError as exc:
-            problems.append(Problem("bad_override", "invalid value", node_id, param_name, exc.expected, exc.found))
-    return problems
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -148,23 +119,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     bad_limit = run_options.apply_limits(args)
     if bad_limit:
-        _error(bad_limit)
+        error(bad_limit)
         return EXIT_INVALID
     registry = default_registry()
     try:
         graph = _load(args.workflow, registry)
     except WorkflowError as exc:
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         return EXIT_INVALID
-    problems = apply_overrides(graph, registry, args.overrides)
+    problems = apply_text_overrides(graph, registry, args.overrides)
     if problems:
-        _print_problems(problems)
+        print_problems(problems)
         return EXIT_INVALID
     trusted = run_options.trust_named_paths(graph, registry, args.overrides)
     try:
         folders = ModelFolders.from_environment(args.models)
     except ModelConfigError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_INVALID
     folders.trusted = trusted
     mode = args.events or ("bars" if sys.stderr.isatty() else "none")
@@ -187,15 +158,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         result = executor.run(graph, args.targets, on_event=reporter, cancel=token, settings=settings)
     except WorkflowError as exc:
-        _print_problems(exc.problems)
+        print_problems(exc.problems)
         return EXIT_INVALID
     except NodeExecutionError as exc:
         reporter.close()
-        _error(str(exc))
+        error(str(exc))
         return run_options.end_despite_threads(EXIT_FAILED, threads_before)
     except (Cancelled, KeyboardInterrupt):
         reporter.close()
-        _error("cancelled")
+        error("cancelled")
         return run_options.end_despite_threads(EXIT_CANCELLED, threads_before)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -213,24 +184,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     bad_limit = run_options.apply_limits(args)
     if bad_limit:
-        _error(bad_limit)
+        error(bad_limit)
         return EXIT_INVALID
     registry = default_registry()
     try:
         graph = _load(args.workflow, registry)
     except WorkflowError as exc:
-        _print_problems(exc.problems, args.json)
+        print_problems(exc.problems, args.json)
         return EXIT_INVALID
     try:
         folders = ModelFolders.from_environment(args.models)
     except ModelConfigError as exc:
-        _error(str(exc))
+        error(str(exc))
         return EXIT_INVALID
     problems = validate(graph, registry)
     if not problems:  # the files it names: missing ones are reported now, not minutes into a run
         problems = input_problems(graph, registry, run_options.path_policy(args).with_roots(*folders.all_folders()), folders)
     if problems:
-        _print_problems(problems, args.json)
+        print_problems(problems, args.json)
         return EXIT_INVALID
     if args.json:
         print("[]")
@@ -272,7 +243,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from ui.app import main as gui_main
     except ImportError as exc:
-        _error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
+        error(f"the editor needs PySide6 and NodeGraphQt: pip install 'nodegraph[gui]' ({exc})")
         return EXIT_FAILED
     threads_before = run_options.thread_idents()
     return run_options.end_despite_threads(gui_main(args.workflow, screenshot=args.screenshot), threads_before)

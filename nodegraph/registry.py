@@ -71,9 +71,10 @@ class Registry:
 
 
 def registry_from(definitions: Iterable[NodeDef]) -> Registry:
-    """A registry holding exactly these node types (handy in tests)."""
+    """A registry holding exactly these node types (handy in tests). Each keeps the source it has: registering
+    a definition under another source would relabel it in every registry that shares it."""
     registry = Registry()
     for d in definitions:
-        registry.register(d)
+        registry.register(d, source=d.source)
     return registry
 

@@ -134,11 +134,11 @@ if [ -z "$dry_run" ] && ! "$PY" -m pip show -q torchvision >/dev/null 2>&1; then
 fi
 
 # -- 4. nodegraph, the editor and the test tools ---------------------------------------------------------
-say "4/5 installing nodegraph with the editor and test tools (diffusers, transformers, PySide6, ...)"
+say "4/5 installing nodegraph with the editor, the server and test tools (diffusers, transformers, PySide6, FastAPI, Ray, ...)"
 if [ -z "$dry_run" ]; then
   # -qq: errors only (a failure still says what failed); the packages are many and pip's notes are noise here
   "$PY" -m pip install -qq --upgrade pip >/dev/null
-  "$PY" -m pip install -qq -e ".[gui,dev]"
+  "$PY" -m pip install -qq -e ".[gui,dev,serve,ray]"
 fi
 
 # -- 5. the example plugin -------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ class WindowFiles:
             return False
         self.recent.add(path)
         report = getattr(self.document, "import_report", None)
-        for line in report.lines() if report is not None else ():
-            self.log("warning" if ("not mapped" in line or "warning:" in line) else "info", line.strip())
+        for index, line in enumerate(report.lines() if report is not None else ()):
+            attention = line.strip().startswith(("not mapped:", "warning:")) or (index == 0 and not report.ok)
+            self.log("warning" if attention else "info", line.strip())
         self.message(f"Imported the ComfyUI workflow {path}" if report is not None else f"Opened {path}")
         return True
 

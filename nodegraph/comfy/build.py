@@ -194,6 +194,9 @@ class GraphBuilder:
             clean = clean.removesuffix(suffix)
         if not clean or Path(clean).is_absolute():
             return clean
+        if ".." in Path(clean).parts:  # ComfyUI refuses names outside its input folder; so does the import
+            self.report.warn(f"input image {clean!r} points outside the input folder: not looked up", node_id)
+            return clean
         roots = [d for d in (self.options.source_dir, Path.cwd()) if d is not None]
         for root in roots:
             for candidate in (root / clean, root / "input" / clean):

@@ -119,7 +119,14 @@ def _apply_prompt_values(comfy: ComfyGraph, prompt: Any, report: ImportReport) -
         if record is None or record.class_type != api_node.class_type:
             continue
         for name, value in api_node.inputs.items():
-            if isinstance(value, ComfyLink) or isinstance(record.inputs.get(name), ComfyLink):
+            if isinstance(value, ComfyLink):
+                continue
+            current = record.inputs.get(name)
+            if isinstance(current, ComfyLink):  # a widget fed by a PrimitiveNode: the primitive takes the value
+                source = comfy.nodes.get(current.source)
+                if source is not None and source.class_type == "PrimitiveNode" and source.inputs.get("value") != value:
+                    source.inputs["value"] = value
+                    changed += 1
                 continue
             if record.inputs.get(name, object()) != value:
                 record.inputs[name] = value

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodegraph.comfy.mapping import CONTROL_VALUES, ClassMapping, widget_name
+from nodegraph.comfy.mapping import ClassMapping, widget_name
 from nodegraph.comfy.records import ComfyGraph, ComfyGroup, ComfyLink, ComfyNode, ComfyNote
 from nodegraph.comfy.scopes import (
     SUBGRAPH_INPUT,
@@ -27,7 +27,7 @@ from nodegraph.comfy.scopes import (
     node_mode,
     scope_links,
 )
-from nodegraph.comfy.widgets import name_widget_values
+from nodegraph.comfy.widgets import is_control_slot, name_widget_values
 from nodegraph.errors import Problem, WorkflowError
 from nodegraph.params import describe
 
@@ -356,7 +356,7 @@ class UiReader:
                     break
                 assignments.append((record, name, values[i]))
                 i += 1
-                if entry.endswith("*") and i < len(values) and isinstance(values[i], str) and values[i] in CONTROL_VALUES:
+                if entry.endswith("*") and i < len(values) and is_control_slot(values[i]):
                     i += 1
         if i != len(values):
             self.warn(f"the group node's {len(values)} widget value(s) do not fit its inner nodes' widgets: the "

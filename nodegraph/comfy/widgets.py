@@ -19,6 +19,11 @@ from typing import Any
 from nodegraph.comfy.mapping import CONTROL_VALUES, widget_name
 
 
+def is_control_slot(value: Any) -> bool:
+    """A seed's "control after generate" slot: one of its words, or a bare boolean in old files."""
+    return isinstance(value, bool) or (isinstance(value, str) and value in CONTROL_VALUES)
+
+
 def _walk(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any] | None:
     """Assign ``values`` to ``names`` in order; None unless every value is used exactly once."""
     out: dict[str, Any] = {}
@@ -28,7 +33,7 @@ def _walk(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any] | None:
             return None
         out[widget_name(entry)] = values[i]
         i += 1
-        if entry.endswith("*") and i < len(values) and isinstance(values[i], str) and values[i] in CONTROL_VALUES:
+        if entry.endswith("*") and i < len(values) and is_control_slot(values[i]):
             i += 1  # the control-after-generate slot: UI state, not a value the node reads
     return out if i == len(values) else None
 
@@ -70,7 +75,7 @@ def name_widget_values(
             break
         named[widget_name(entry)] = values[i]
         i += 1
-        if entry.endswith("*") and i < len(values) and isinstance(values[i], str) and values[i] in CONTROL_VALUES:
+        if entry.endswith("*") and i < len(values) and is_control_slot(values[i]):
             i += 1
     expected = len([n for n in names if widget_name(n) not in linked])
     warning = (

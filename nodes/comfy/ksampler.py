@@ -15,6 +15,8 @@ space ComfyUI's sampler works in after its ``process_latent_in``: the arithmetic
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import torch
 
 from nodes.comfy.controlnet import SigmaStep
 from nodes.comfy.samplers import SamplerChoice, run_sampler
+from nodes.sampling.denoiser import CondBatch
 from nodes.sampling.guidance import GuidanceState, run_chain
 from nodes.sampling.loop import ConditioningMismatch, condition_batch
 from nodes.sampling.noise import initial_noise
@@ -105,6 +108,14 @@ class ComfyDenoiser:
         self.last_uncond: torch.Tensor | None = None
         self.calls = 0
 
+    def add_concat(self, concat: torch.Tensor) -> None:
+        """Channels appended to the model's input (an inpainting UNet's mask and masked image), carried on the
+        conditioning batch so that ControlNets still see the plain latent."""
+        if "concat" not in {f.name for f in dataclasses.fields(CondBatch)}:
+            raise ConditioningMismatch("inpainting models (9 input channels) need this product's inpainting "
+                                       "support, which is not installed", "model")
+        self.groups = [(g, dataclasses.replace(c, concat=torch.cat([concat] * len(g)))) for g, c in self.groups]
+
     def _step_index(self, sigma: torch.Tensor) -> int:
         return max(0, int((self.sigmas >= float(sigma.reshape(-1)[0])).sum()) - 1)
 
@@ -175,9 +186,13 @@ def comfy_sample(model: ComfyDenoiser, levels: DiscreteSigmas, latent: dict, set
             model.inpaint_noise = noise
     x = levels.noise_scaling(sigmas[0].reshape(1), noise, latent_image, max_denoise(levels, sigmas))
     total = len(sigmas) - 1
+    # a step callback taking a third argument also gets the current estimate of the clean latent (previews)
+    wants_denoised = on_step is not None and len(inspect.signature(on_step).parameters) >= 3
 
     def callback(i: int, x_now: torch.Tensor, denoised: torch.Tensor) -> None:
-        if on_step is not None:
+        if wants_denoised:
+            on_step(i + 1, total, lambda: denoised)
+        elif on_step is not None:
             on_step(i + 1, total)
 
     with torch.inference_mode():

@@ -42,6 +42,15 @@ def _common(steps: int = 20) -> list:
     ]
 
 
+def _step_reporter(ctx: NodeContext, model: Any) -> Any:
+    """Progress per step, with live previews where the product makes them (nodes.sampling.previews)."""
+    try:
+        from nodes.sampling.previews import PreviewReporter
+    except ImportError:
+        return lambda step, total: ctx.progress(step, total)
+    return PreviewReporter(ctx, model)
+
+
 def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_image: Any, **kwargs: Any) -> dict:
     from nodegraph.runtime import cpu_threads_for, module_nbytes
     from nodes.adapters.residuals import prepare_residual_sources
@@ -65,7 +74,9 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
     if not isinstance(latent_image, dict) or "samples" not in latent_image:
         raise NodeInputError("expected a LATENT (a dict with 'samples')", "latent_image")
     samples = latent_image["samples"]
-    channels = model.unet.config.in_channels
+    from nodes.comfy.inpaint_concat import INPAINT_CHANNELS, is_inpainting_unet
+
+    channels = model.unet.config.in_channels - (INPAINT_CHANNELS - 4 if is_inpainting_unet(model) else 0)
     if samples.ndim != 4 or samples.shape[1] != channels:
         raise NodeInputError(f"expected a latent [B, {channels}, h, w] for this {model.family} model, found shape "
                              f"{list(samples.shape)}", "latent_image")
@@ -88,9 +99,13 @@ def _sample(ctx: NodeContext, model: Any, positive: Any, negative: Any, latent_i
     try:
         wrapper = ComfyDenoiser(denoiser, levels, positive, negative, settings.cfg, chain, sigmas, samples.shape,
                                 runtime.device, runtime.dtype, always_uncond=choice.needs_uncond)
+        if is_inpainting_unet(model):
+            from nodes.comfy.inpaint_concat import inpaint_concat
+
+            wrapper.add_concat(inpaint_concat(latent_image, positive, negative).to(runtime.device, runtime.dtype))
         with patches_applied(unet, model.patches), cpu_threads_for(runtime.device, module_nbytes(unet)):
             result = comfy_sample(wrapper, levels, latent_image, settings, sigmas, runtime.device,
-                                  on_step=lambda i, n: ctx.progress(i, n))
+                                  on_step=_step_reporter(ctx, model))
     except ConditioningMismatch as exc:
         raise NodeInputError(str(exc), exc.field) from exc
     except ValueError as exc:  # a schedule too short for the sampler (UniPC needs two steps)

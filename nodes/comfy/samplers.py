@@ -23,30 +23,22 @@ SAMPLER_NAMES: tuple[str, ...] = (
     "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2",
 )
 
-# Names run as another algorithm: name -> (what runs, why)
+# Names run as another algorithm: name -> the one that runs
 NEAREST: dict[str, str] = {
-    "dpm_adaptive": "dpm_fast",
-    "dpmpp_2s_ancestral_cfg_pp": "dpmpp_2s_ancestral",
-    "dpmpp_2m_cfg_pp": "dpmpp_2m",
     "deis": "ipndm",
-    "res_multistep": "dpmpp_2m",
-    "res_multistep_cfg_pp": "dpmpp_2m",
-    "res_multistep_ancestral": "dpmpp_2s_ancestral",
-    "res_multistep_ancestral_cfg_pp": "dpmpp_2s_ancestral",
-    "gradient_estimation": "euler",
-    "gradient_estimation_cfg_pp": "euler",
-    "er_sde": "dpmpp_2m_sde",
-    "seeds_2": "dpmpp_sde",
-    "seeds_3": "dpmpp_3m_sde",
     "sa_solver": "dpmpp_2m_sde",
     "sa_solver_pece": "dpmpp_2m_sde",
 }
 
 ANCESTRAL = frozenset({"euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
-                       "ddpm", "lcm"})
+                       "ddpm", "lcm", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "er_sde",
+                       "dpmpp_2s_ancestral_cfg_pp", "seeds_2", "seeds_3"})
 BROWNIAN = frozenset({"dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun",
                       "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu"})
-CFG_PP = frozenset({"euler_cfg_pp", "euler_ancestral_cfg_pp"})
+# CFG++ samplers read the unconditional prediction, which ComfyUI computes for them even at CFG 1
+CFG_PP = frozenset({"euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2m_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
+                    "res_multistep_cfg_pp",
+                    "res_multistep_ancestral_cfg_pp", "gradient_estimation_cfg_pp"})
 
 Runner = Callable[..., Any]
 
@@ -85,7 +77,7 @@ def choose_sampler(name: str, device_type: str = "cpu") -> SamplerChoice:
 def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: int, callback: Any) -> Any:
     """Run ``choice`` over ``sigmas`` from ``x`` with ComfyUI's noise for ``seed``."""
     from nodes.sampling import k_samplers as k
-    from nodes.sampling.dpm_solver import dpm_fast
+    from nodes.sampling.dpm_solver import dpm_adaptive, dpm_fast
     from nodes.sampling.noise import BrownianNoise, step_noise
     from nodes.sampling.unipc import uni_pc
 
@@ -98,7 +90,7 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
         noise = None
     plain = {
         "euler": k.euler, "heun": k.heun, "heunpp2": k.heunpp2, "dpm_2": k.dpm_2, "lms": k.lms,
-        "dpmpp_2m": k.dpmpp_2m, "ipndm": k.ipndm, "dpm_fast": dpm_fast,
+        "dpmpp_2m": k.dpmpp_2m, "ipndm": k.ipndm, "dpm_fast": dpm_fast, "dpm_adaptive": dpm_adaptive,
     }
     if name in plain:
         return plain[name](model, x, sigmas, callback)
@@ -115,10 +107,28 @@ def run_sampler(choice: SamplerChoice, model: Any, x: Any, sigmas: Any, seed: in
     }
     if name in noisy:
         return noisy[name](model, x, sigmas, noise, callback)
+    if name == "dpmpp_2s_ancestral_cfg_pp":
+        from nodes.sampling.cfg_pp import dpmpp_2s_ancestral_cfg_pp
+
+        return dpmpp_2s_ancestral_cfg_pp(model, x, sigmas, noise, callback)
     if name in ("euler_cfg_pp", "euler_ancestral_cfg_pp"):
         from nodes.sampling.cfg_pp import euler_cfg_pp
 
         return euler_cfg_pp(model, x, sigmas, noise if name == "euler_ancestral_cfg_pp" else None, callback)
+    if name.startswith(("res_multistep", "gradient_estimation", "seeds")) or name in ("dpmpp_2m_cfg_pp", "er_sde"):
+        from nodes.sampling import recent_samplers as r
+
+        cfg_pp = name.endswith("_cfg_pp")
+        if name.startswith("res_multistep"):
+            ancestral = "ancestral" in name
+            return r.res_multistep(model, x, sigmas, noise, callback, eta=1.0 if ancestral else 0.0, cfg_pp=cfg_pp)
+        if name.startswith("gradient_estimation"):
+            return r.gradient_estimation(model, x, sigmas, callback, cfg_pp=cfg_pp)
+        if name == "er_sde":
+            return r.er_sde(model, x, sigmas, noise, callback)
+        if name.startswith("seeds"):
+            return r.seeds(model, x, sigmas, noise, callback, stages=int(name[-1]))
+        return r.dpmpp_2m_cfg_pp(model, x, sigmas, callback)
     order = 3 if name.startswith("dpmpp_3m") else 2
     solver = "heun" if "heun" in name else "midpoint"
     return k.dpmpp_multistep_sde(model, x, sigmas, noise, callback, order=order, solver=solver)

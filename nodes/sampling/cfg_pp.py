@@ -36,3 +36,33 @@ def euler_cfg_pp(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noi
         if noise is not None:
             x = x + alpha_t * noise(sigmas[i], sigmas[i + 1]) * 1.0 * sigma_up
     return x
+
+
+@torch.no_grad()
+def dpmpp_2s_ancestral_cfg_pp(model: Model, x: torch.Tensor, sigmas: torch.Tensor, noise: Noise,
+                              callback: Callback = None) -> torch.Tensor:
+    """DPM-Solver++(2S) ancestral with CFG++: steps from the unconditional prediction, plus the guidance."""
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in)
+        uncond = getattr(model, "last_uncond", None)
+        uncond = denoised if uncond is None else uncond
+        guidance = denoised - uncond
+        sigma_down, sigma_up = ancestral_step(sigmas[i], sigmas[i + 1])
+        if callback is not None:
+            callback(i, x, denoised)
+        if sigma_down == 0:
+            x = x + to_d(x, sigmas[i], uncond) * (sigma_down - sigmas[i])
+        else:
+            t, t_next = sigmas[i].log().neg(), sigma_down.log().neg()
+            h = t_next - t
+            s = t + 0.5 * h
+            x_2 = (s.neg().exp() / t.neg().exp()) * x - (-h * 0.5).expm1() * uncond
+            denoised_2 = model(x_2, s.neg().exp() * s_in)
+            uncond_2 = getattr(model, "last_uncond", None)
+            uncond_2 = denoised_2 if uncond_2 is None else uncond_2
+            x = (t_next.neg().exp() / t.neg().exp()) * x - (-h).expm1() * uncond_2
+        if sigmas[i + 1] > 0:
+            x = x + noise(sigmas[i], sigmas[i + 1]) * 1.0 * sigma_up
+        x += guidance
+    return x

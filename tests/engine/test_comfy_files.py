@@ -17,7 +17,7 @@ from tests.engine.comfy_helpers import deep, fixture, fixture_bytes, png_with_te
 def test_a_png_with_both_graphs_gives_the_ui_layout_with_the_prompts_values():
     workflow = fixture("ui_v04_features.json")
     prompt = {
-        "3": {"class_type": "KSampler", "inputs": {"seed": 42, "steps": 9, "cfg": 5.5, "sampler_name": "heun",
+        "3": {"class_type": "KSampler", "inputs": {"seed": 4242, "steps": 9, "cfg": 5.5, "sampler_name": "heun",
                                                    "scheduler": "karras", "denoise": 1.0, "model": ["4", 0],
                                                    "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
         "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "what drew the image", "clip": ["4", 1]}},
@@ -27,7 +27,8 @@ def test_a_png_with_both_graphs_gives_the_ui_layout_with_the_prompts_values():
     graph = result.graph
     assert result.report.origin == "png:workflow" and result.report.format == "ui-0.4"
     assert graph["3"].params["steps"] == 9 and graph["3"].params["sampler_name"] == "heun"
-    assert graph["3"].inputs["seed"] == ("13", "value")  # the link stays; the prompt's value never replaces it
+    assert graph["3"].inputs["seed"] == ("13", "value")  # the link stays, and the primitive takes the seed used
+    assert graph["13"].params["value"] == 4242
     assert graph["6"].params["text"] == "what drew the image"
     assert graph["6"].layout["title"] == "Positive"  # layout from the workflow
     assert any("taken from the PNG's API prompt" in line for line in result.report.layout)
@@ -119,3 +120,16 @@ def test_an_input_image_is_found_beside_the_workflow(tmp_path):
     from nodegraph.comfy import export_api_prompt
 
     assert export_api_prompt(graph, registry())["20"]["inputs"]["image"] == "photo.png"
+
+
+def test_an_input_image_name_that_leaves_the_input_folder_is_not_followed(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "secret.png")
+    (tmp_path / "wf").mkdir()
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "../secret.png"}}}
+    path = tmp_path / "wf" / "wf.json"
+    path.write_text(json.dumps(prompt))
+    graph, report = load_any(path, registry())
+    assert graph["1"].params["path"] == "../secret.png"
+    assert any("outside the input folder" in str(w) for w in report.warnings)

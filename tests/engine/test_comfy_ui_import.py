@@ -36,6 +36,11 @@ def test_positional_values_skip_the_control_after_generate_slot():
     assert named == {"seed": 5, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal", "denoise": 1}
 
 
+def test_old_files_keep_the_control_slot_as_a_boolean():
+    named, warning = name_widget_values(KSAMPLER, [7, True, 20, 8, "euler", "normal", 1], set())
+    assert warning is None and named["seed"] == 7 and named["steps"] == 20
+
+
 def test_positional_values_without_a_control_slot_still_line_up():
     named, _ = name_widget_values(KSAMPLER, [5, 20, 8, "euler", "normal", 1], set())
     assert named["steps"] == 20 and named["denoise"] == 1

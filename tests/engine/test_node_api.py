@@ -75,3 +75,17 @@ def test_builtin_registry_lists_primitives_without_importing_torch():
            "print(len(r), 'torch' in sys.modules, 'PySide6' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) >= 10 and out[1:] == ["False", "False"]
+
+
+def test_a_registry_built_from_another_registrys_types_keeps_each_types_source():
+    from nodegraph.registry import registry_from
+
+    @node("acme.Thing", name="Thing", outputs=[Output("value", INT)])
+    def thing(ctx):
+        return 1
+
+    plugins = Registry()
+    plugins.register(thing, source="plugin:acme")
+    copied = registry_from(plugins)
+    assert copied.get("acme.Thing").source == "plugin:acme"
+    assert plugins.get("acme.Thing").source == "plugin:acme"  # the shared definition was not relabelled

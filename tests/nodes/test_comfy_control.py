@@ -17,16 +17,17 @@ CONTROLNET, ADAPTER = "tiny_controlnet.safetensors", "tiny_adapter.safetensors"
 def setup(tmp_path_factory):
     from PIL import Image
 
+    from tests.nodes.comfy_models import sd15_executor
     from tests.nodes.control_files import (
         make_adapter,
         make_controlnet,
         write_adapter_original,
         write_controlnet_original,
     )
-    from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, run_workflow
+    from tests.nodes.sd_workflow_helpers import checkpoint, run_workflow
 
-    root = make_models_root(tmp_path_factory.mktemp("models"))
-    executor = make_executor(root)
+    root = tmp_path_factory.mktemp("models")
+    executor = sd15_executor(root)
     unet = run_workflow(executor, {"ckpt": checkpoint(executor, "sd15")}, ["ckpt"]).outputs["ckpt"]["model"].unet
     write_controlnet_original(root / "controlnet" / CONTROLNET, make_controlnet(unet, seed=3, std=0.5))
     write_adapter_original(root / "controlnet" / ADAPTER, make_adapter(seed=4))

@@ -91,3 +91,37 @@ def test_old_apply_controlnet_acts_on_the_negative_side_too():
     assert shared.extras["residuals"] == (source,)
     own = (dataclasses.replace(entry(0.0), extras={"residuals": (object(),)}),)
     assert cond.with_uncond_control(positive, own) is own
+
+
+def test_inpainting_models_get_the_rounded_mask_and_the_masked_image_as_comfyui_builds_them():
+    from nodes.comfy.inpaint_concat import BLANK_LATENT, inpaint_concat
+
+    samples = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(1, 32, 32)
+    mask[:, :, 12:] = 0.6  # rounds to 1 on the right
+    concat = inpaint_concat({"samples": samples, "noise_mask": mask}, (entry(1.0),), (entry(0.0),))
+    assert concat.shape == (2, 5, 4, 4)
+    assert set(concat[:, 0].unique().tolist()) == {0.0, 1.0} and torch.equal(concat[:, 1:], samples)
+    conditioned = dataclasses.replace(entry(1.0), extras={"concat_latent_image": samples[:1] * 2, "concat_mask": mask})
+    from_conditioning = inpaint_concat({"samples": samples}, (conditioned,), (entry(0.0),))
+    assert torch.equal(from_conditioning[1, 1:], samples[0] * 2)
+    blank = inpaint_concat({"samples": samples}, (entry(1.0),), (entry(0.0),))
+    assert torch.equal(blank[:, 0], torch.ones(2, 4, 4)) and float(blank[0, 1, 0, 0]) == pytest.approx(BLANK_LATENT[0])
+
+
+def test_the_inpainting_channels_ride_on_the_conditioning_batch_or_are_refused_clearly():
+    from nodes.comfy.ksampler import ComfyDenoiser
+    from nodes.sampling.denoiser import CondBatch
+    from nodes.sampling.guidance import build_chain
+    from nodes.sampling.loop import ConditioningMismatch
+    from nodes.sampling.sigmas import DiscreteSigmas
+
+    wrapper = ComfyDenoiser(object(), DiscreteSigmas(), (entry(1.0),), (entry(0.0),), 5.0, build_chain(5.0),
+                            torch.tensor([1.0, 0.0]), (1, 4, 4, 4), "cpu", torch.float32)
+    concat = torch.ones(1, 5, 4, 4)
+    if "concat" in {f.name for f in dataclasses.fields(CondBatch)}:
+        wrapper.add_concat(concat)
+        assert all(cond.concat.shape == (len(group), 5, 4, 4) for group, cond in wrapper.groups)
+    else:
+        with pytest.raises(ConditioningMismatch, match="inpainting"):
+            wrapper.add_concat(concat)

@@ -33,9 +33,9 @@ def api_workflow(sampler: dict, latent: dict | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def executor(tmp_path_factory):
-    from tests.nodes.sd_workflow_helpers import make_executor, make_models_root
+    from tests.nodes.comfy_models import sd15_executor
 
-    return make_executor(make_models_root(tmp_path_factory.mktemp("models")))
+    return sd15_executor(tmp_path_factory.mktemp("models"), ("sd15", "sdxl"))
 
 
 def run(executor, prompt: dict, targets: list[str]) -> dict:
@@ -162,3 +162,22 @@ def test_an_imported_workflow_runs_headless_and_saves_comfyuis_truncated_pixels(
     assert not np.array_equal(np.asarray(saved), rounded)  # truncation, not the product's rounding
     # the PNG reopens here as the workflow, and in ComfyUI as the API prompt it came from
     assert "nodegraph.workflow" in saved.info and json.loads(saved.info["prompt"]) == prompt
+
+
+def test_an_sdxl_workflow_samples_with_pooled_embeddings_and_size_conditioning(executor):
+    prompt = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT_NAMES["sdxl"]}},
+        "6": {"class_type": "CLIPTextEncodeSDXL", "inputs": {
+            "width": 1024, "height": 1024, "crop_w": 0, "crop_h": 0, "target_width": 1024, "target_height": 1024,
+            "text_g": PROMPT, "text_l": PROMPT, "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": NEGATIVE, "clip": ["4", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "euler_ancestral",
+                                                    "scheduler": "karras", "denoise": 1.0, "model": ["4", 0],
+                                                    "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+    }
+    first = run(executor, prompt, ["3"])["3"]["latent"]["samples"]
+    prompt["6"]["inputs"]["width"] = 512  # the size conditioning reaches the model
+    second = run(executor, prompt, ["3"])["3"]["latent"]["samples"]
+    assert first.shape == (1, 4, 4, 4) and torch.isfinite(first).all()
+    assert not torch.allclose(first, second)

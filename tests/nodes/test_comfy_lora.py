@@ -15,10 +15,11 @@ LORA = "tiny_comfy_lora.safetensors"
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from tests.nodes.sd_workflow_helpers import checkpoint, make_executor, make_models_root, run_workflow
+    from tests.nodes.comfy_models import sd15_executor
+    from tests.nodes.sd_workflow_helpers import checkpoint, run_workflow
 
-    root = make_models_root(tmp_path_factory.mktemp("models"))
-    executor = make_executor(root)
+    root = tmp_path_factory.mktemp("models")
+    executor = sd15_executor(root)
     outputs = run_workflow(executor, {"ckpt": checkpoint(executor, "sd15")}, ["ckpt"]).outputs["ckpt"]
     unet = outputs["model"].unet
     adapter = peft_adapter(unet, UNET_TARGETS, rank=4, alpha=2, seed=7)
