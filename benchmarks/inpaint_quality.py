@@ -97,14 +97,17 @@ def workflow(image: Path, mask: Path, prompt: str, route: str, steps: int, seed:
 
 def evaluate(count: int, steps: int, routes: tuple[str, ...] = ("noise_mask", "encode_for_inpaint")):
     """Per route: the results table row values and the composited images (for the contact sheet)."""
+    from nodegraph.context import RunSettings
     from nodegraph.executor import Executor
     from nodegraph.installed import default_registry
+    from nodegraph.paths import PathPolicy
     from nodegraph.workflow import parse_workflow
 
     registry = default_registry()
     executor = Executor(registry)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
+        settings = RunSettings(paths=PathPolicy(input_dirs=(Path(folder),)))  # the cases' pictures are read there
         todo = cases(count)
         for index, case in enumerate(todo):
             image_path, mask_path = Path(folder, f"{index}.png"), Path(folder, f"{index}_mask.png")
@@ -117,15 +120,15 @@ def evaluate(count: int, steps: int, routes: tuple[str, ...] = ("noise_mask", "e
         for route in routes:
             rows = results.setdefault(route, {"hits": [], "outside": [], "vae": [], "images": []})
             for index, case in enumerate(todo):
-                doc = workflow(Path(folder, f"{index}.png"), Path(folder, f"{index}_mask.png"), case["prompt"], route,
-                               steps, seed=index)
-                outputs = executor.run(parse_workflow(doc, registry), ["paste", "decode"]).outputs
+                doc = workflow(Path(f"{index}.png"), Path(f"{index}_mask.png"), case["prompt"], route, steps, seed=index)
+                outputs = executor.run(parse_workflow(doc, registry), ["paste", "decode"], settings=settings).outputs
                 pasted = outputs["paste"]["image"][0].numpy()
                 decoded = outputs["decode"]["image"][0].numpy()
                 source = case["source"].image.astype(np.float32) / 255
                 outside = ~case["mask"]
-                rows["outside"].append(float(np.abs(pasted - source)[outside].max()))
-                rows["vae"].append(float(np.abs(decoded - source)[outside].mean()))
+                if outside.any():  # a large shape's mask may cover the whole picture
+                    rows["outside"].append(float(np.abs(pasted - source)[outside].max()))
+                    rows["vae"].append(float(np.abs(decoded - source)[outside].mean()))
                 left, top, right, bottom = case["box"]
                 crop = pasted[max(0, top - 3) : bottom + 3, max(0, left - 3) : right + 3]
                 found = measure.measure(crop)

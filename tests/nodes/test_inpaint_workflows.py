@@ -124,3 +124,17 @@ def test_sd15_workflow_runs_on_tiny_models(tiny_models, tmp_path, name):
     saved = Path(outputs["save"]["paths"])
     size = {"sd15_inpaint": (32, 32), "sd15_hires_fix": (64, 64), "sd15_hires_fix_upscaler": (64, 64)}[name]
     assert Image.open(saved).size == size
+
+
+def test_the_inpainting_benchmark_runs_and_keeps_everything_outside_the_masks():
+    """benchmarks/inpaint_quality.py on two cases and four steps: it runs through the nodes, and the composited
+    results are the source pictures exactly outside the masks."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("inpaint_quality", ROOT / "benchmarks" / "inpaint_quality.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    results, cases = benchmark.evaluate(2, 4, routes=("noise_mask",))
+    rows = results["noise_mask"]
+    assert len(rows["hits"]) == len(cases) == 2 and rows["outside"] == [0.0, 0.0]
+    assert "Set Latent Noise Mask | 2 |" in benchmark.table(results)[-1]
