@@ -73,7 +73,9 @@ def _batch(tensor: Any, batch: int, field: str) -> Any:
     inputs=[
         Input("destination", IMAGE, help="The image pasted onto (usually the original)."),
         Input("source", IMAGE, help="The image pasted (usually the inpainted result)."),
-        Input("mask", MASK, optional=True, help="Where the source shows (1). Resized to the source. None: everywhere."),
+        Input("mask", MASK, optional=True,
+              help="Where the source shows (1): the source's size (resized to it if only its size differs), or the "
+                   "destination's size (its part under the source is used). None: everywhere."),
     ],
     params=[
         Int("x", 0, min=0, max=16384, help="Left edge of the source in the destination."),
@@ -96,9 +98,13 @@ def image_composite_masked(
     src = _batch(src, dest.shape[0], "source")
     masks = None
     if mask is not None:
-        masks, note = fit_mask(check_mask(mask, "mask"), src.shape[1], src.shape[2])
-        if note:
-            ctx.log(note)
+        masks = check_mask(mask, "mask")
+        if tuple(masks.shape[-2:]) == tuple(dest.shape[1:3]) and tuple(src.shape[1:3]) != tuple(dest.shape[1:3]):
+            masks = masks[:, y : y + src.shape[1], x : x + src.shape[2]]  # drawn on the destination: its part under the source
+        else:
+            masks, note = fit_mask(masks, src.shape[1], src.shape[2])
+            if note:
+                ctx.log(note)
         masks = _batch(masks, dest.shape[0], "mask")
     if x >= dest.shape[2] or y >= dest.shape[1]:
         ctx.warn(f"the source at ({x}, {y}) lies outside the {dest.shape[2]}x{dest.shape[1]} destination: nothing pasted")
@@ -110,7 +116,8 @@ def image_composite_masked(
     description=(
         "Adds borders to extend the image, and a mask that is 1 on the new borders (what to paint) and 0 on the "
         "image, fading into the image over `feathering` pixels so the seam blends. Feed both to VAE Encode (for "
-        "Inpainting) or Set Latent Noise Mask."
+        "Inpainting) or Set Latent Noise Mask. A padded side that would not be a multiple of 8 pixels gets a few "
+        "more (noted in the log), so the VAE does not trim the result."
     ),
     inputs=[Input("image", IMAGE)],
     params=[
@@ -136,6 +143,10 @@ def image_pad_for_outpaint(
     batch, height, width, _ = images.shape
     if not (left or top or right or bottom):
         ctx.warn("no padding on any side: the mask is empty and the image is unchanged")
+    # the VAE trims sides to a multiple of 8 (centred), which would shift the result against the padded image:
+    # pad a little more on a padded side instead
+    (left, right), (top, bottom) = (_to_multiple(ctx, width, left, right, ("left", "right")),
+                                    _to_multiple(ctx, height, top, bottom, ("top", "bottom")))
     x = images.movedim(-1, 1)
     if fill == "edge":
         padded = F.pad(x, (left, right, top, bottom), mode="replicate")
@@ -158,6 +169,18 @@ def image_pad_for_outpaint(
         ctx.log(f"feathering {feathering} is more than half the image's side: no feathering")
     mask[:, top : top + height, left : left + width] = inner
     return {"image": padded.movedim(1, -1).contiguous(), "mask": mask}
+
+
+def _to_multiple(ctx: NodeContext, size: int, before: int, after: int, names: tuple[str, str], factor: int = 8) -> tuple[int, int]:
+    """Padding on one axis grown so that the padded side is a multiple of ``factor`` (the later side first)."""
+    extra = -(size + before + after) % factor
+    if not extra or not (before or after):
+        return before, after
+    if after:
+        ctx.log(f"{names[1]} padding {after} -> {after + extra}, so the padded side is a multiple of {factor} (the VAE's)")
+        return before, after + extra
+    ctx.log(f"{names[0]} padding {before} -> {before + extra}, so the padded side is a multiple of {factor} (the VAE's)")
+    return before + extra, after
 
 
 @node(

@@ -156,17 +156,17 @@ def test_image_composite_masked_pastes_at_an_offset_and_clips_at_the_border():
 
 
 def test_pad_for_outpainting_pads_each_side_and_feathers_the_seam():
-    image = torch.rand(1, 40, 50, 3)
-    out, _ = call("core.ImagePadForOutpaint", image=image, left=8, top=0, right=16, bottom=4, feathering=10)
+    image = torch.rand(1, 40, 48, 3)
+    out, _ = call("core.ImagePadForOutpaint", image=image, left=8, top=0, right=16, bottom=8, feathering=10)
     padded, mask = out["image"], out["mask"]
-    assert padded.shape == (1, 44, 74, 3) and mask.shape == (1, 44, 74)
-    assert torch.equal(padded[:, 0:40, 8:58], image)
+    assert padded.shape == (1, 48, 72, 3) and mask.shape == (1, 48, 72)
+    assert torch.equal(padded[:, 0:40, 8:56], image)
     assert torch.all(padded[:, :, :8] == 0.5) and torch.all(padded[:, 40:] == 0.5)
-    assert torch.all(mask[:, :, :8] == 1) and torch.all(mask[:, :, 58:] == 1) and torch.all(mask[:, 40:] == 1)
+    assert torch.all(mask[:, :, :8] == 1) and torch.all(mask[:, :, 56:] == 1) and torch.all(mask[:, 40:] == 1)
     # inside: ((f - d) / f) ** 2 with d the distance to the nearest padded side (top is not padded)
-    for row, col in ((20, 8), (20, 11), (20, 57), (39, 30), (0, 30), (20, 30)):
+    for row, col in ((20, 8), (20, 11), (20, 55), (39, 30), (0, 30), (20, 30)):
         i, j = row, col - 8
-        d = min(40 - i, j, 50 - j)
+        d = min(40 - i, j, 48 - j)
         expected = ((10 - d) / 10) ** 2 if d < 10 else 0.0
         assert mask[0, row, col].item() == pytest.approx(expected), (row, col)
 
@@ -236,3 +236,22 @@ def test_a_mask_where_an_image_is_expected_is_a_clear_error():
     with pytest.raises(NodeInputError, match=r"must be a MASK .* found an IMAGE") as info:
         call("core.InvertMask", mask=torch.zeros(1, 8, 8, 3))
     assert info.value.field == "mask"
+
+
+def test_padding_is_grown_to_a_multiple_of_eight_on_a_padded_side():
+    out, messages = call("core.ImagePadForOutpaint", image=torch.rand(1, 64, 64, 3), left=0, top=0, right=30,
+                         bottom=0, feathering=0)
+    assert out["image"].shape == (1, 64, 96, 3) and any("right padding 30 -> 32" in m.message for m in messages)
+    out, _ = call("core.ImagePadForOutpaint", image=torch.rand(1, 60, 64, 3), left=0, top=0, right=8, bottom=0,
+                  feathering=0)
+    assert out["image"].shape == (1, 60, 72, 3)  # an unpadded side is left as the image has it
+
+
+def test_a_mask_of_the_destinations_size_is_cut_to_the_part_under_the_source():
+    destination = torch.zeros(1, 10, 12, 3)
+    mask = torch.zeros(1, 10, 12)
+    mask[:, 4:6, 6:8] = 1
+    out, _ = call("core.ImageCompositeMasked", destination=destination, source=torch.ones(1, 4, 4, 3), x=4, y=3,
+                  mask=mask)
+    changed = out["image"][0, :, :, 0] > 0
+    assert changed.sum() == 4 and changed[4:6, 6:8].all()
