@@ -28,6 +28,10 @@ BUILTIN_MODULES: list[str] = [
     "nodes.flux.text_nodes",
     "nodes.sd3.text_nodes",
     "nodes.training.dreambooth_nodes",
+    "nodes.mask.mask_nodes",
+    "nodes.mask.inpaint_nodes",
+    "nodes.mask.compose_nodes",
+    "nodes.upscale.upscale_nodes",
     # ComfyUI semantics for imported workflows (nodegraph.comfy maps ComfyUI's class types onto these)
     "nodes.comfy.sampler_nodes",
     "nodes.comfy.model_nodes",

@@ -120,6 +120,19 @@ case "$choice" in
   *) fail "NODEGRAPH_TORCH must be cpu, cuda or none, found '$choice'" ;;
 esac
 
+# spandrel (upscale models) needs torchvision, which pins one torch release: install the one made for this torch
+# (torch 2.N pairs with torchvision 0.N+15) before the project, or pip would replace torch to satisfy the newest
+# torchvision. A CUDA torchvision beside a CPU torch imports too (nodes/upscale/spandrel_import.py).
+if [ -z "$dry_run" ] && ! "$PY" -m pip show -q torchvision >/dev/null 2>&1; then
+  vision=$("$PY" -c 'import torch; print("0.%d.*" % (int(torch.__version__.split(".")[1]) + 15))' 2>/dev/null || true)
+  if [ -n "$vision" ]; then
+    say "3/5 torchvision $vision, the release made for this torch (upscale models need it)"
+    if [ "$choice" != cpu ] || ! pip_torch "torchvision==$vision" --index-url "$CPU_INDEX" --retries 0 --timeout 20 2>/dev/null; then
+      pip_torch "torchvision==$vision"
+    fi
+  fi
+fi
+
 # -- 4. nodegraph, the editor and the test tools ---------------------------------------------------------
 say "4/5 installing nodegraph with the editor, the server and test tools (diffusers, transformers, PySide6, FastAPI, Ray, ...)"
 if [ -z "$dry_run" ]; then

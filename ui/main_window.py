@@ -20,6 +20,7 @@ from ui.canvas import Canvas
 from ui.document import Document
 from ui.files import Autosave, RecentFiles
 from ui.image_panel import ImagePanel
+from ui.mask_editor import attach_to_image_panel
 from ui.palette import Palette, TabSearch
 from ui.plugins_dialog import PluginsDialog
 from ui.runner import RunController
@@ -79,6 +80,7 @@ class MainWindow(WindowActions, WindowFiles, WindowEditing, WindowRunning, QMain
         self.tab_search = TabSearch(self.registry, viewer)
         self.palette = Palette(self.registry)
         self.image_panel = ImagePanel()
+        attach_to_image_panel(self)  # right click: Inpaint This Image… (and the nodes' Edit Mask…)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)

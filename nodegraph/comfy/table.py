@@ -111,6 +111,17 @@ AWAITING_MAPPINGS: tuple[ClassMapping, ...] = (
     ClassMapping("VAEEncodeForInpaint", "core.VAEEncodeForInpaint", ("grow_mask_by",), ("latent",)),
     ClassMapping("InpaintModelConditioning", "core.InpaintModelConditioning", ("noise_mask",),
                  ("positive", "negative", "latent")),
+    ClassMapping("ImageCompositeMasked", "core.ImageCompositeMasked", ("x", "y", "resize_source"), ("image",)),
+    ClassMapping("ImagePadForOutpaint", "core.ImagePadForOutpaint", ("left", "top", "right", "bottom", "feathering"),
+                 ("image", "mask")),
+    ClassMapping("InvertMask", "core.InvertMask", (), ("mask",)),
+    ClassMapping("GrowMask", "core.GrowMask", ("expand", "tapered_corners"), ("mask",)),
+    ClassMapping("FeatherMask", "core.FeatherMask", ("left", "top", "right", "bottom"), ("mask",)),
+    ClassMapping("ThresholdMask", "core.ThresholdMask", ("value",), ("mask",)),
+    ClassMapping("SolidMask", "core.SolidMask", ("value", "width", "height"), ("mask",)),
+    ClassMapping("MaskToImage", "core.MaskToImage", (), ("image",)),
+    ClassMapping("ImageColorToMask", "core.ImageColorToMask", ("color",), ("mask",)),
+    ClassMapping("MaskComposite", "core.MaskComposite", ("x", "y", "operation"), ("mask",)),
 )
 
 # Core class types with no mapping yet: an import names the reason instead of only "no mapping".

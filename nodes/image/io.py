@@ -26,13 +26,19 @@ PREVIEW_FOLDER = "nodegraph-preview"
     description=(
         "Reads a PNG, JPEG or WebP file (any format Pillow reads), turned upright by its EXIF orientation. "
         "The mask output is 1 where the image is transparent and 0 where it is opaque (ComfyUI's "
-        "convention, so a transparent area marks what to repaint); images without alpha give an empty mask."
+        "convention, so a transparent area marks what to repaint); images without alpha give an empty mask. "
+        "A mask file chosen beside the image (the mask editor writes one) replaces that mask."
     ),
-    params=[ImageFile("path", "", help="The image file to read. A relative path is looked up beside the workflow "
-                                       "file, then in the input folders.")],
+    params=[
+        ImageFile("path", "", help="The image file to read. A relative path is looked up beside the workflow "
+                                   "file, then in the input folders."),
+        ImageFile("mask_path", "", help=(
+            "Optional mask file for this image: white (or transparent) = repaint. The editor's mask editor "
+            "(right-click the node: Edit Mask…) draws one and sets it here. Empty: the image's own transparency.")),
+    ],
     outputs=[Output("image", IMAGE), Output("mask", MASK), Output("width", INT), Output("height", INT)],
 )
-def load_image(ctx: NodeContext, path: str) -> dict[str, Any]:
+def load_image(ctx: NodeContext, path: str, mask_path: str = "") -> dict[str, Any]:
     from PIL import ImageOps, UnidentifiedImageError
 
     from nodegraph.limits import LimitExceeded
@@ -55,6 +61,10 @@ def load_image(ctx: NodeContext, path: str) -> dict[str, Any]:
     if frames > 1:
         ctx.warn(f"{file.name} has {frames} frames; only the first is used")
     image, mask = pil_to_tensors(upright)
+    if mask_path:
+        from nodes.mask.files import read_mask_for_image
+
+        mask = read_mask_for_image(ctx, mask_path, int(image.shape[1]), int(image.shape[2]))
     return {"image": image, "mask": mask, "width": int(image.shape[2]), "height": int(image.shape[1])}
 
 

@@ -38,12 +38,15 @@ class CondBatch:
     """Conditioning for one model call, already batched to match the latents.
 
     ``added`` holds the UNet's added conditions (SDXL: ``text_embeds`` and ``time_ids``) or is None.
-    ``residuals`` are the :class:`ResidualSource` hooks shared by every row of the batch.
+    ``residuals`` are the :class:`ResidualSource` hooks shared by every row of the batch. ``concat`` holds
+    channels appended to the model's input (an inpainting UNet's mask and masked-image latents), or is None;
+    residual sources see the latents without them, as diffusers' ControlNet inpaint pipelines feed them.
     """
 
     embeds: torch.Tensor
     added: dict[str, torch.Tensor] | None = None
     residuals: tuple[Any, ...] = ()
+    concat: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,8 @@ class UNetDenoiser:
         return self._forward(x, t, cond, kwargs)
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: CondBatch, kwargs: dict[str, Any]) -> torch.Tensor:
+        if cond.concat is not None:
+            x = torch.cat([x, cond.concat.to(x.dtype)], dim=1)
         return self.unet(
             x,
             t,

@@ -15,6 +15,10 @@ diffusers pipelines given that generator:
 - ``add_noise=False`` draws nothing and continues from the latent as given (the refiner's half of an SDXL
   base -> refiner hand-off, diffusers' ``denoising_start``).
 
+Under a mask (``inpainting``, see :mod:`nodes.sampling.masking`) a run from the top of the schedule starts from
+pure noise, inpainting models get the mask and masked image appended to their input, and ordinary models get
+the unmasked region put back on the image's trajectory after every step, as diffusers' inpaint pipelines do.
+
 Which timesteps run: ``denoise`` < 1 starts at step ``steps - int(steps * denoise)`` (diffusers' img2img
 ``strength``); ``start_step``/``end_step`` cut the schedule of ``steps`` steps (diffusers' ``denoising_start``
 / ``denoising_end`` expressed in steps). Stopping early keeps the leftover noise when
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -34,6 +38,7 @@ import torch
 from nodes.sampling.denoiser import CondBatch, Denoiser, StepInfo, added_condition_layout
 from nodes.sampling.flow_matching import FLOW_PREDICTION, current_sigma, noise_latent
 from nodes.sampling.guidance import GuidanceLink, GuidanceState, run_chain
+from nodes.sampling.masking import Inpainting
 from nodes.sd.conditioning import ConditioningEntry
 
 VAE_SCALE = 8  # pixels per latent cell of the SD/SDXL VAE, for a denoiser that does not say its own
@@ -199,6 +204,17 @@ def _average(preds: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
     return sum(p * w for p, w in preds) / total
 
 
+def _next_timestep(scheduler: Any, timesteps: torch.Tensor, i: int, span: StepRange, leftover: bool) -> torch.Tensor | None:
+    """The timestep whose noise level the latent has after step ``i``, as a 1-element tensor; None when it is
+    clean (the end of the schedule, or a run that stops early and lands on its prediction)."""
+    if i + 1 < len(timesteps):
+        return timesteps[i + 1 : i + 2]
+    if span.end < span.steps and leftover:
+        index = span.end * scheduler.order
+        return scheduler.timesteps[index : index + 1]
+    return None
+
+
 def sample(
     denoiser: Denoiser,
     scheduler: Any,
@@ -215,6 +231,7 @@ def sample(
     device: Any = "cpu",
     dtype: torch.dtype = torch.float32,
     on_step: Callable[..., None] | None = None,
+    inpainting: Inpainting | None = None,
 ) -> torch.Tensor:
     """Denoise ``latent`` (model space, [B, C, h, w]) and return the result as float32 on the CPU.
 
@@ -236,16 +253,21 @@ def sample(
         if prepare is not None and getattr(denoiser, "prepare_draws_first", False):
             prepare(x, generator)
             prepare = None
-        if add_noise:
+        noise = None
+        if add_noise or (inpainting is not None and inpainting.blend):
             from diffusers.utils.torch_utils import randn_tensor
 
+            # without add_noise the noise only re-noises the kept region (diffusers' SDXL inpaint draws it too)
             noise = randn_tensor(tuple(x.shape), generator=generator, device=torch.device(device), dtype=dtype)
-            if span.start == 0 and not torch.any(x):
+        if add_noise:
+            if span.start == 0 and (inpainting is not None or not torch.any(x)):
                 x = noise * getattr(scheduler, "init_noise_sigma", 1.0)
             elif hasattr(scheduler, "add_noise"):
                 x = scheduler.add_noise(x, noise, timesteps[:1].repeat(x.shape[0]))
             else:  # flow matching
                 x = noise_latent(scheduler, x, noise, timesteps[:1].repeat(x.shape[0]))
+        if inpainting is not None:
+            inpainting = inpainting.to(device, dtype)
         if prepare is not None:
             prepare(x, generator)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
@@ -257,6 +279,8 @@ def sample(
         batch = x.shape[0]
         latent_hw = (x.shape[-2], x.shape[-1])
         groups = [(g, condition_batch([e for e, _ in g], denoiser, batch, latent_hw, device, dtype)) for g in _groups(rows)]
+        if inpainting is not None and inpainting.concat is not None:  # inpainting models: mask + masked image
+            groups = [(g, replace(c, concat=torch.cat([inpainting.concat] * len(g)))) for g, c in groups]
 
         # A model that learns its variance returns it as extra channels: guidance sees the mean part; schedulers
         # configured for learned variance get the conditional variance back (as diffusers' IF pipelines do).
@@ -298,6 +322,8 @@ def sample(
             else:
                 model_output = torch.cat([guided, _average(variances)], dim=1) if keep_variance else guided
                 x = scheduler.step(model_output, t, x, **step_kwargs, return_dict=False)[0]
+            if inpainting is not None and noise is not None:
+                x = inpainting.keep_known(x, noise, scheduler, _next_timestep(scheduler, timesteps, i, span, return_leftover_noise))
             if wants_denoised:
                 on_step(i + 1, total, lambda state=state, guided=guided: state.to_x0(guided))
             elif on_step is not None:

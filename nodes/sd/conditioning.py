@@ -11,7 +11,9 @@ An entry holds
   * ``aesthetic_score``: the SDXL refiner's score;
   * ``strength``: weight of this entry when several entries are averaged (default 1.0);
   * ``residuals``: a tuple of :class:`nodes.sampling.denoiser.ResidualSource` callables, the hook through
-    which ControlNet and T2I-Adapter add their down/mid block residuals to the UNet call.
+    which ControlNet and T2I-Adapter add their down/mid block residuals to the UNet call;
+  * ``concat_latent_image`` ``[B, 4, h, w]`` and ``concat_mask`` ``[B, H, W]``: the masked image's latents and
+    the mask an inpainting UNet gets appended to its input (Inpaint Conditioning; :mod:`nodes.sampling.masking`).
 
 Entries are frozen and the consumer never mutates a tensor in them (DESIGN contract 3): nodes that change
 conditioning build new entries with :meth:`ConditioningEntry.with_extras`.
@@ -42,7 +44,7 @@ class ConditioningEntry:
 
     def cache_nbytes(self) -> int:
         total = 0
-        for tensor in (self.embeds, self.pooled):
+        for tensor in (self.embeds, self.pooled, self.extras.get("concat_latent_image"), self.extras.get("concat_mask")):
             if tensor is not None:
                 total += tensor.numel() * tensor.element_size()
         return total

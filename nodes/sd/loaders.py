@@ -55,8 +55,11 @@ def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> dict[str, Any]:
     notes = []
     if loaded.inferred:
         notes.append("architecture inferred from tensor shapes")
-    if loaded.unet.config.in_channels != 4:
-        notes.append(f"{loaded.unet.config.in_channels} input channels (an inpainting model?)")
+    channels = loaded.unet.config.in_channels
+    if channels == 9:
+        notes.append("an inpainting model: 9 input channels for the latent, the mask and the masked image")
+    elif channels != 4:
+        notes.append(f"{channels} input channels, which no sampler here feeds (4, or 9 for inpainting models)")
     note = f" ({'; '.join(notes)})" if notes else ""
     params = sum(p.numel() for p in loaded.unet.parameters()) / 1e6
     ctx.log(f"loaded {family_label(loaded.family)} {kind} {path.name}{note}: UNet {params:.1f}M parameters, "

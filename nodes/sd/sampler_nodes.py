@@ -48,9 +48,11 @@ def _run(
 ) -> dict[str, Any]:
     from nodegraph.runtime import cpu_threads_for, module_nbytes
     from nodes.adapters.residuals import prepare_residual_sources
+    from nodes.sampling import masking
     from nodes.sampling.denoiser import UNetDenoiser
     from nodes.sampling.guidance import build_chain
     from nodes.sampling.loop import ConditioningMismatch, StepRange, sample
+    from nodes.sampling.masking import INPAINT_EXTRA_CHANNELS, is_inpainting_model
     from nodes.sampling.previews import PreviewReporter
     from nodes.sampling.schedulers import make_scheduler
     from nodes.sd.text_encode import patches_applied
@@ -65,14 +67,23 @@ def _run(
     samples = latent_image["samples"]
     # A MODEL handle may describe its own sample shape and build its own denoiser (DiT and IF families, nodes.dit)
     channels = getattr(model, "sample_channels", None) or model.unet.config.in_channels
+    if is_inpainting_model(model):
+        channels -= INPAINT_EXTRA_CHANNELS  # the mask and masked-image latents are appended by the sampler
     if samples.ndim != 4 or samples.shape[1] != channels:
         raise NodeInputError(
             f"expected a latent with {channels} channels [B, {channels}, h, w] for this {model.family} model, "
             f"found shape {list(samples.shape)}" + ("; make it with Empty Latent (model's space) or this model's VAE"
                                                    if channels != 4 else ""), "latent_image"
         )
-    if "noise_mask" in latent_image:
-        ctx.warn("this sampler ignores the latent's noise mask (inpainting is not supported yet)")
+    try:
+        inpainting, notes = masking.prepare(latent_image, model, positive, negative)
+    except masking.MaskError as exc:
+        raise NodeInputError(str(exc), exc.field) from None
+    for note in notes:
+        ctx.warn(note)
+    coverage = masking.describe_coverage(inpainting) if inpainting is not None else None
+    if coverage:
+        ctx.log(coverage)
 
     runtime = ctx.runtime
     device = runtime.device
@@ -90,6 +101,10 @@ def _run(
         sched = make_scheduler(scheduler, model.scheduler_config, model.prediction_type)
     except ValueError as exc:
         raise NodeInputError(str(exc), "scheduler") from None
+    try:
+        masking.check_scheduler(inpainting, sched)
+    except masking.MaskError as exc:
+        raise NodeInputError(str(exc), exc.field) from None
     span = StepRange.of(steps, denoise=denoise, start_step=start_step, end_step=end_step,
                         strength_rule=getattr(model, "strength_rule", "sd"))
     chain = build_chain(cfg, guidance_rescale, model.guidance)
@@ -101,12 +116,16 @@ def _run(
                 denoiser, sched, samples, positive, negative,
                 seed=seed, span=span, chain=chain, cfg_scale=cfg, add_noise=add_noise,
                 return_leftover_noise=return_leftover_noise, device=device, dtype=dtype,
-                on_step=PreviewReporter(ctx, model),
+                on_step=PreviewReporter(ctx, model), inpainting=inpainting,
             )
     except ConditioningMismatch as exc:  # conditioning that does not fit the model: explain, naming the input
         raise NodeInputError(str(exc), exc.field) from exc
     # by output name (a bare dict would be read as outputs by name); other LATENT keys travel along
-    return {"latent": {**latent_image, "samples": result}}
+    latent = {**latent_image, "samples": result}
+    latent.pop(masking.SOURCE_KEY, None)
+    if inpainting is not None and inpainting.blend and span.end < span.steps and return_leftover_noise:
+        latent[masking.SOURCE_KEY] = inpainting.image  # still noisy: the next sampler needs the clean image
+    return {"latent": latent}
 
 
 @node(

@@ -79,7 +79,7 @@ def test_dropping_files_opens_workflows_and_turns_images_into_load_nodes(window,
     window.open_dropped([str(plain)], (100.0, 50.0))
     nodes = list(window.document.graph.nodes.values())
     if "core.LoadImage" in window.document.registry:  # the built-in loader is preferred to any other
-        assert [(n.type, n.params) for n in nodes] == [("core.LoadImage", {"path": str(plain)})]
+        assert [(n.type, n.params["path"]) for n in nodes] == [("core.LoadImage", str(plain))]
     else:
         assert [(n.type, n.params) for n in nodes] == [("test.OpenImage", {"image": str(plain)})]
     assert (nodes[0].layout["x"], nodes[0].layout["y"]) == (100, 50)

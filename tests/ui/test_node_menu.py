@@ -50,23 +50,23 @@ def test_other_parts_add_actions_by_node_type_or_parameter_kind(window):
     loader = doc.add_node("core.LoadImage")
     other = doc.add_node("core.Int")
     seen = []
-    by_type = register_node_action("Edit Mask…", lambda ctx: seen.append(("mask", ctx.node_id, ctx.param)),
+    by_type = register_node_action("Inspect Loader…", lambda ctx: seen.append(("inspect", ctx.node_id, ctx.param)),
                                    node_types={"core.LoadImage"})
     by_kind = register_node_action("Open in Viewer", lambda ctx: seen.append(("view", ctx.node_id, ctx.param)),
                                    param_kind="image_file")
     try:
         texts = _texts(window.node_menu(loader))
-        assert "Edit Mask…" in texts and "Open in Viewer (path)" in texts
-        assert texts.index("Edit Mask…") < texts.index("Duplicate")
-        assert "Edit Mask…" not in _texts(window.node_menu(other))
+        assert "Inspect Loader…" in texts and "Open in Viewer (path)" in texts
+        assert texts.index("Inspect Loader…") < texts.index("Duplicate")
+        assert "Inspect Loader…" not in _texts(window.node_menu(other))
         menu = window.node_menu(loader)
-        next(x for x in menu.actions() if x.text() == "Edit Mask…").trigger()
+        next(x for x in menu.actions() if x.text() == "Inspect Loader…").trigger()
         next(x for x in menu.actions() if x.text() == "Open in Viewer (path)").trigger()
-        assert seen == [("mask", loader, None), ("view", loader, "path")]
+        assert seen == [("inspect", loader, None), ("view", loader, "path")]
     finally:
         unregister_node_action(by_type)
         unregister_node_action(by_kind)
-    assert "Edit Mask…" not in _texts(window.node_menu(loader))
+    assert "Inspect Loader…" not in _texts(window.node_menu(loader))
 
 
 @pytest.mark.parametrize("node_type", ["core.KSampler", "core.CheckpointLoader", "core.ControlNetApply"])
