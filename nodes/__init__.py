@@ -18,4 +18,7 @@ BUILTIN_MODULES: list[str] = [
     "nodes.dit.text_nodes",
     "nodes.dit.pixel_nodes",
     "nodes.training.dreambooth_nodes",
+    "nodes.training.control_train_nodes",
+    "nodes.training.dataset_nodes",
+    "nodes.demo.dataset_nodes",
 ]

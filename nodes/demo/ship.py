@@ -20,25 +20,17 @@ from pathlib import Path
 import torch
 
 from nodes.demo import models
+from nodes.demo.paths import (
+    ADAPTER_DIR,
+    BUDGET_BYTES,
+    CHECKPOINT_FILE,
+    CHECKPOINT_FOLDER,
+    CONTROLNET_DIR,
+    MODELS_ROOT,
+    shipped_files,
+)
 
-MODELS_ROOT = Path(__file__).resolve().parent.parent / "models"
-CHECKPOINT_FILE = MODELS_ROOT / "checkpoints" / "demo_shapes.safetensors"
-CHECKPOINT_FOLDER = MODELS_ROOT / "checkpoints" / "demo_shapes"
-CONTROLNET_DIR = MODELS_ROOT / "controlnet" / "demo_shapes_mask"
-ADAPTER_DIR = MODELS_ROOT / "t2i_adapter" / "demo_shapes_mask"
-BUDGET_BYTES = 16_000_000  # the issue says 16 MB: read as decimal megabytes, the stricter reading
 DTYPE = torch.float16
-
-
-def shipped_files() -> list[Path]:
-    paths = [CHECKPOINT_FILE, CHECKPOINT_FOLDER, CONTROLNET_DIR, ADAPTER_DIR]
-    out: list[Path] = []
-    for p in paths:
-        if p.is_file():
-            out.append(p)
-        elif p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file()))
-    return out
 
 
 def _save_base(source: Path) -> Path:
@@ -51,20 +43,10 @@ def _save_base(source: Path) -> Path:
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
-    try:
-        from nodes.sd.save_checkpoint import save_single_file
-    except ImportError:
-        save_single_file = None
-    if save_single_file is not None:
-        return save_single_file(CHECKPOINT_FILE, "sd15", unet, vae, (text_encoder,),
-                                dict(models.SCHEDULER_CONFIG), "epsilon", dtype=DTYPE)
-    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from nodes.sd.save_checkpoint import save_single_file
 
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=parts["tokenizer"], unet=unet,
-                                   scheduler=DDIMScheduler.from_config(models.SCHEDULER_CONFIG),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.to(DTYPE).save_pretrained(CHECKPOINT_FOLDER, safe_serialization=True)
-    return CHECKPOINT_FOLDER
+    return save_single_file(CHECKPOINT_FILE, "sd15", unet, vae, (text_encoder,), dict(models.SCHEDULER_CONFIG),
+                            "epsilon", dtype=DTYPE)
 
 
 def _save_control(source: Path, kind: str, target: Path) -> None:
