@@ -3,11 +3,10 @@
     python -m nodes.demo.ship --from .work
 
 - the base model (UNet + VAE + CLIP text encoder) as one original-layout single file,
-  nodes/models/checkpoints/demo_shapes.safetensors (with the product's writer, nodes/sd/save_checkpoint.py),
-  or, where that writer is absent, as a diffusers folder nodes/models/checkpoints/demo_shapes/;
+  nodes/models/checkpoints/demo_shapes.safetensors (with the product's writer, nodes/sd/save_checkpoint.py);
 - the ControlNet in diffusers format, nodes/models/controlnet/demo_shapes_mask/;
 - the T2I-Adapter in diffusers format, nodes/models/t2i_adapter/demo_shapes_mask/.
-The total must stay within 16 MB.
+The total must stay within 16 MB. ``--parts base`` or ``--parts control`` ships one half.
 """
 
 from __future__ import annotations
@@ -56,19 +55,23 @@ def _save_control(source: Path, kind: str, target: Path) -> None:
     model = cls.from_pretrained(source / kind)
     if target.exists():
         shutil.rmtree(target)
-    model.to(DTYPE).save_pretrained(target, safe_serialization=True)
+    model.half().save_pretrained(target, safe_serialization=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m nodes.demo.ship", description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path, required=True, help="the trainer's --out folder")
+    parser.add_argument("--parts", choices=["all", "base", "control"], default="all",
+                        help="the base model, the ControlNet + T2I-Adapter, or both")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    print("base:", _save_base(args.source))
-    for kind, target in (("controlnet", CONTROLNET_DIR), ("adapter", ADAPTER_DIR)):
-        if (args.source / kind / "config.json").exists():
-            _save_control(args.source, kind, target)
-            print(f"{kind}: {target}")
+    if args.parts in ("all", "base"):
+        print("base:", _save_base(args.source))
+    if args.parts in ("all", "control"):
+        for kind, target in (("controlnet", CONTROLNET_DIR), ("adapter", ADAPTER_DIR)):
+            if (args.source / kind / "config.json").exists():
+                _save_control(args.source, kind, target)
+                print(f"{kind}: {target}")
     total = 0
     for path in shipped_files():
         size = path.stat().st_size
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{total / 1e6:8.2f} MB  total (budget {BUDGET_BYTES / 1e6:.2f} MB)")
     if total > BUDGET_BYTES:
         raise SystemExit(f"the shipped demo models take {total} bytes, over the {BUDGET_BYTES}-byte budget")
-    _compare_with_source(args.source)
+    if args.parts in ("all", "base"):
+        _compare_with_source(args.source)
 
 
 def _compare_with_source(source: Path) -> None:
