@@ -24,7 +24,7 @@ CAPTION_STYLES = ("varied", "sentence")
         "model was trained on, 'heldout' the 12 it never saw. The same seed gives the same images."
     ),
     params=[
-        Int("count", 16, min=1, max=100_000, help="How many images."),
+        Int("count", 16, min=1, max=10_000, help="How many images (10,000 take about 0.5 GB as an IMAGE batch)."),
         Int("seed", 0, min=0, max=2**31 - 1, help="Which images (each image is a function of the seed and its index)."),
         Choice("split", SPLITS[0], choices=SPLITS, help="Training combinations or the held-out ones."),
         Choice("captions", CAPTION_STYLES[0], choices=CAPTION_STYLES,

@@ -225,7 +225,12 @@ def run_training(ctx: NodeContext, kind: str, model: Any, clip: Any, vae: Any, s
             ctx.log(f"{name} exists in {folder}: saving as {saved_name}")
         return save_control(trained, target, single_file, info), saved_name
 
+    warned = []
+
     def on_step(step: int, loss: float) -> None:
+        if trainer.cache_full and not warned:
+            warned.append(True)
+            ctx.log("the latent cache is full (2 GiB): the remaining examples are encoded afresh each time they are used")
         ctx.progress(step, settings.steps, message=f"loss {loss:.4f}")
 
     def on_validation(step: int, images: torch.Tensor) -> None:

@@ -34,6 +34,7 @@ import torch
 from nodes.training.control_loss import control_loss, sample_timesteps, target
 
 MAX_GRAD_NORM = 1.0
+CACHE_BYTES = 2 * 2**30  # latents kept beyond this are encoded afresh each time instead (a large dataset)
 WEIGHT_DECAY = 1e-2
 VALIDATION_SCHEDULER = "ddim"
 
@@ -123,6 +124,8 @@ class ControlTrainer:
         self._order: list[int] = []
         self._latents: dict[int, _Cached] = {}
         self._texts: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._cached_bytes = 0
+        self.cache_full = False  # set once the latent cache reached CACHE_BYTES
         self._stack: contextlib.ExitStack | None = None
 
     def __enter__(self) -> ControlTrainer:
@@ -191,9 +194,13 @@ class ControlTrainer:
         if fresh:
             encoded = self._posterior(torch.stack([img for _, img in fresh]))
             for k, (i, _) in enumerate(fresh):
-                posteriors[i] = _Cached(encoded.mean[k : k + 1], encoded.std[k : k + 1])
-                if self.settings.cache_latents:
+                posteriors[i] = _Cached(encoded.mean[k : k + 1].clone(), encoded.std[k : k + 1].clone())
+                size = 2 * posteriors[i].mean.numel() * 4
+                if self.settings.cache_latents and self._cached_bytes + size <= CACHE_BYTES:
                     self._latents[i] = posteriors[i]
+                    self._cached_bytes += size
+                elif self.settings.cache_latents:
+                    self.cache_full = True
         means = torch.cat([posteriors[i].mean for i in indices])
         stds = torch.cat([posteriors[i].std for i in indices])
         z = means + stds * torch.randn(means.shape, generator=self._generator)
