@@ -277,3 +277,14 @@ def test_adapter_layouts_that_do_not_fit_the_unet_are_refused_clearly():
         build_control("t2i_adapter", model, vae, None, seed=0, adapter_type="full_adapter_xl")
     with pytest.raises(ControlBuildError, match="4 widths"):
         build_control("controlnet", model, vae, None, seed=0, embedding_channels=(16, 32))
+
+
+def test_bf16_mixed_precision_trains_float32_weights():
+    model, clip, vae = handles("sd15")
+    module = build_control("controlnet", model, vae, None, seed=0)
+    t = ControlTrainer(model, clip, vae, module, dataset(),
+                       ControlSettings("controlnet", steps=1, batch_size=2, resolution=SIZE, learning_rate=1e-2),
+                       dtype=torch.bfloat16)
+    trained = fit(t)
+    assert all(p.dtype == torch.float32 for p in trained.parameters())
+    assert t.losses and all(loss == loss for loss in t.losses)  # finite, not NaN
