@@ -88,6 +88,18 @@ def shape_features(mask: np.ndarray) -> tuple[float, float, float]:
     return float(box.mean()), float(top), float(bottom)
 
 
+def corner_fill(mask: np.ndarray) -> float:
+    """How square the corners of a region's bounding box are: the mean fill of a small patch (a tenth of the
+    box's side, at least 2 px) in each of its four corners. A drawn square scores about 1; rounded corners
+    leave the patches partly empty (a circle scores 0)."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return 0.0
+    box = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+    k = max(2, round(min(box.shape) * 0.1))
+    return float(np.mean([box[:k, :k].mean(), box[:k, -k:].mean(), box[-k:, :k].mean(), box[-k:, -k:].mean()]))
+
+
 def classify_shape(mask: np.ndarray) -> str:
     features = np.asarray(shape_features(mask))
     weights = np.asarray([2.0, 1.0, 1.0])  # the fill ratio separates best; corners settle the close calls

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nodes.demo import measure, models
+from nodes.demo import measure, models, paths
+from nodes.demo.conditions import masks_to_condition
 
 # Classifier-free guidance scale for these models: measured with benchmarks/quality.py on the shipped files
 # (120 images per row), CFG 3 scored best overall; 2 lost held-out colour, 6 and 9 lost colour and shape
@@ -41,28 +42,18 @@ def load_shipped() -> tuple[dict, dict[str, Path]]:
     """The demo models shipped in nodes/models, loaded through the product's checkpoint loader
     (nodes/sd/single_file.py: the single file, or the diffusers folder where no single file was written),
     in float32. Returns the pipeline components and the ControlNet / T2I-Adapter folders."""
-    from nodes.demo import ship
+    from nodes.sd.single_file import load_model
 
-    path = ship.CHECKPOINT_FILE if ship.CHECKPOINT_FILE.exists() else ship.CHECKPOINT_FOLDER
+    path = paths.CHECKPOINT_FILE if paths.CHECKPOINT_FILE.exists() else paths.CHECKPOINT_FOLDER
     if not path.exists():
-        raise FileNotFoundError(f"no shipped demo model at {ship.CHECKPOINT_FILE} or {ship.CHECKPOINT_FOLDER}")
-    try:
-        from nodes.sd.single_file import load_model
-    except ImportError:  # the product's loader is not on this branch: diffusers' own folder loader
-        load_model = None
-    if load_model is not None:
-        loaded = load_model(path, dtype=torch.float32)
-        parts = {"vae": loaded.vae.float(), "text_encoder": loaded.text_encoders[0].float(), "unet": loaded.unet,
-                 "tokenizer": loaded.tokenizers[0]}
-    else:
-        from diffusers import StableDiffusionPipeline
-
-        pipe = StableDiffusionPipeline.from_pretrained(path, torch_dtype=torch.float32, local_files_only=True)
-        parts = {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "unet": pipe.unet, "tokenizer": pipe.tokenizer}
+        raise FileNotFoundError(f"no shipped demo model at {paths.CHECKPOINT_FILE} or {paths.CHECKPOINT_FOLDER}")
+    loaded = load_model(path, dtype=torch.float32)
+    parts = {"vae": loaded.vae.float(), "text_encoder": loaded.text_encoders[0].float(), "unet": loaded.unet,
+             "tokenizer": loaded.tokenizers[0]}
     for module in (parts["vae"], parts["text_encoder"], parts["unet"]):
         module.eval()
     parts["scheduler"] = _scheduler()
-    return parts, {"controlnet": ship.CONTROLNET_DIR, "adapter": ship.ADAPTER_DIR}
+    return parts, {"controlnet": paths.CONTROLNET_DIR, "adapter": paths.ADAPTER_DIR}
 
 
 def load_pipeline(folder: Path | None, components: dict | None = None):
@@ -113,8 +104,6 @@ def txt2img(pipe, prompts: list[str], seed: int = 0, steps: int = 20, cfg: float
 def controlled(pipe, prompts: list[str], masks: np.ndarray, seed: int = 0, steps: int = 20, cfg: float = DEFAULT_CFG,
                scale: float = 1.0) -> np.ndarray:
     """Sample with a ControlNet / T2I-Adapter pipeline, conditioned on shape masks [N, 64, 64] in 0..1."""
-    from nodes.demo.train import masks_to_condition
-
     cond = masks_to_condition(masks)
     kwargs = dict(height=64, width=64, num_inference_steps=steps, guidance_scale=cfg,
                   generator=_generators(seed, len(prompts)), output_type="np")

@@ -13,8 +13,8 @@ from nodegraph.errors import Cancelled, NodeInputError
 from nodegraph.node import Input, Output, node
 from nodegraph.params import Bool, Float, Int, Seed, String, Text
 from nodegraph.types import CLIP, LORA, MODEL, STRING, VAE
+from nodes.training.base_checks import check_handles, check_resolution, result_name, user_model_folder
 
-_LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,119}$")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
 
 
@@ -80,20 +80,8 @@ def _check_targets(ctx: NodeContext, unet: Any, targets: tuple[str, ...]) -> Non
 
 
 def _lora_path(ctx: NodeContext, lora_name: str) -> tuple[Path, str]:
-    name = lora_name.strip().removesuffix(".safetensors")
-    if not _LORA_NAME.match(name) or ".." in name:
-        raise NodeInputError(
-            f"LoRA name {lora_name!r} must be a plain file name (letters, digits, space, '_', '-', '.'; no folders)",
-            "lora_name",
-        )
-    from nodegraph.model_folders import BUILTIN_ROOT
-
-    # Never write into the models shipped with the product; the user's own folders come first anyway.
-    folders = [f for f in ctx.folders.folders("loras") if not f.resolve().is_relative_to(BUILTIN_ROOT.resolve())]
-    if not folders:
-        raise NodeInputError("no writable loras model folder is configured", "lora_name")
-    target = next((f for f in folders if f.is_dir()), folders[0])
-    target.mkdir(parents=True, exist_ok=True)
+    name = result_name(lora_name, "lora_name", (".safetensors",))
+    target = user_model_folder(ctx, "loras", "lora_name")
     # Nothing the user saved is overwritten: a taken name gets a number.
     stem, number = name, 1
     while (target / f"{stem}.safetensors").exists():
@@ -102,33 +90,6 @@ def _lora_path(ctx: NodeContext, lora_name: str) -> tuple[Path, str]:
     if stem != name:
         ctx.log(f"{name}.safetensors exists in {target}: saving the new LoRA as {stem}.safetensors")
     return target / f"{stem}.safetensors", f"{stem}.safetensors"
-
-
-def _check_handles(model: Any, clip: Any, vae: Any) -> None:
-    from nodes.sd.families import family_label
-
-    for name, value, attribute in (("model", model, "unet"), ("clip", clip, "encoders"), ("vae", vae, "vae")):
-        if getattr(value, attribute, None) is None:
-            raise NodeInputError(f"expected a {name.upper()} from a checkpoint loader, found {type(value).__name__}",
-                                 name)
-    if model.family != clip.family:
-        raise NodeInputError(
-            f"the model is {family_label(model.family)} but the CLIP is {family_label(clip.family)}", "clip")
-    if model.patches or clip.patches:
-        raise NodeInputError(
-            "the model or CLIP already carries LoRA patches; train on the checkpoint loader's outputs and stack "
-            "LoRAs afterwards", "model" if model.patches else "clip")
-
-
-def _check_resolution(model: Any, vae: Any, resolution: int) -> None:
-    from nodes.latent.codec import spatial_factor
-
-    levels = len(model.unet.config.block_out_channels) - 1
-    multiple = spatial_factor(vae.vae) * 2**levels
-    if resolution % multiple:
-        raise NodeInputError(
-            f"resolution {resolution} is not a multiple of {multiple} (this model's VAE factor x its UNet's "
-            "downsampling)", "resolution")
 
 
 def _load_instance(ctx: NodeContext, folder_text: str, resolution: int) -> Any:
@@ -264,8 +225,8 @@ def train_lora_dreambooth(
     learning_rate: float, steps: int, batch_size: int, resolution: int, seed: int, train_text_encoder: bool,
     target_modules: str, lora_name: str, class_steps: int, class_cfg: float,
 ) -> dict[str, Any]:
-    _check_handles(model, clip, vae)
-    _check_resolution(model, vae, resolution)
+    check_handles(model, clip, vae)
+    check_resolution(model, vae, resolution)
     targets = _targets(target_modules, "target_modules")
     _check_targets(ctx, model.unet, targets)
     path, file_name = _lora_path(ctx, lora_name)

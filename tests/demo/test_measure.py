@@ -44,3 +44,19 @@ def test_iou_of_disjoint_and_identical_masks():
 def test_non_image_input_is_refused():
     with pytest.raises(ValueError, match="expected an image"):
         measure.measure(np.zeros((64, 64)))
+
+
+def test_corner_fill_tells_square_corners_from_rounded_ones():
+    square = dataset.render("red", "square", "blue", 32, 32, 30)
+    rounded = square.image.copy()
+    found = measure.measure(square.image).mask
+    ys, xs = np.nonzero(found)
+    for y in (ys.min(), ys.max()):  # cut a 3-pixel corner off each corner of the box
+        for x in (xs.min(), xs.max()):
+            dy, dx = (1 if y == ys.min() else -1), (1 if x == xs.min() else -1)
+            for i in range(3):
+                for j in range(3 - i):
+                    rounded[y + dy * i, x + dx * j] = dataset.PALETTE["blue"]
+    assert measure.corner_fill(found) > 0.95
+    assert measure.corner_fill(measure.measure(rounded).mask) < 0.8
+    assert measure.corner_fill(measure.measure(dataset.render("red", "circle", "blue", 32, 32, 30).image).mask) < 0.3

@@ -4,10 +4,10 @@ fixed seeds). A regression in the loaders, the conversion or the pipelines shows
 import numpy as np
 import pytest
 
-from nodes.demo import dataset, measure, sampling, ship
+from nodes.demo import dataset, measure, paths, sampling
 
 pytestmark = pytest.mark.skipif(
-    not (ship.CHECKPOINT_FILE.exists() or ship.CHECKPOINT_FOLDER.exists()),
+    not (paths.CHECKPOINT_FILE.exists() or paths.CHECKPOINT_FOLDER.exists()),
     reason="no shipped demo model in nodes/models/checkpoints (train it: python -m nodes.demo.train, then "
     "python -m nodes.demo.ship)",
 )
@@ -23,7 +23,7 @@ def shipped():
 
 
 def test_shipped_files_fit_the_size_budget():
-    assert sum(p.stat().st_size for p in ship.shipped_files()) <= ship.BUDGET_BYTES
+    assert sum(p.stat().st_size for p in paths.shipped_files()) <= paths.BUDGET_BYTES
 
 
 def test_training_prompt_draws_the_asked_shape_and_colours(shipped):
@@ -32,6 +32,20 @@ def test_training_prompt_draws_the_asked_shape_and_colours(shipped):
     image = sampling.txt2img(pipe, [dataset.caption(*PROMPT_LABEL)], seed=SEED)[0]
     m = measure.measure(image)
     assert (m.colour, m.shape, m.background) == PROMPT_LABEL
+
+
+# The wordings a first-time user tried (issue 19), two of them on held-out combinations; one image each, fixed seed.
+@pytest.mark.parametrize(("prompt", "label"), [
+    ("green triangle, white background", ("green", "triangle", "white")),
+    ("a black square on a blue background", ("black", "square", "blue")),
+    ("a photo of an orange circle on a black background", ("orange", "circle", "black")),
+    ("Yellow circle, purple background.", ("yellow", "circle", "purple")),
+])
+def test_prompts_in_the_forms_people_type_draw_what_they_say(shipped, prompt, label):
+    components, _ = shipped
+    image = sampling.txt2img(sampling.load_pipeline(None, components), [prompt], seed=SEED)[0]
+    m = measure.measure(image)
+    assert (m.colour, m.shape, m.background) == label
 
 
 @pytest.mark.parametrize(("kind", "min_iou"), [("controlnet", 0.6), ("adapter", 0.5)])
