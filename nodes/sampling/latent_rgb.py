@@ -54,9 +54,11 @@ PUBLISHED: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float, 
 STANDARD_VAE = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2}
 STANDARD_LATENTS = {(4, 0.18215): "sd15", (4, 0.13025): "sdxl", (16, 1.5305): "sd3", (16, 0.3611): "flux"}
 # The fit decodes FIT_LATENTS random latents of 8x8 cells drawn around the origin with this spread (in the
-# sampler's scaled space): the decoder's linear behaviour there. Measured on the demo model: spreads of 0.25,
-# 0.5 and 0.7 give preview/image correlations of 0.90, 0.83 and 0.76 on its generated images; latents encoded
-# from colour images instead give 0.15 (its VAE knows few colours, so its encoder maps others off its manifold).
+# sampler's scaled space): the decoder's linear behaviour there. Measured on the first demo model: spreads of
+# 0.25, 0.5 and 0.7 give preview/image correlations of 0.90, 0.83 and 0.76 on its generated images; latents
+# encoded from colour images instead give 0.15 (its VAE knows few colours, so its encoder maps others off its
+# manifold). The retrained demo VAE is less linear still (0.28 at any spread): runs refit this map on their own
+# estimates (nodes/sampling/refit_preview.py).
 FIT_SPREAD = 0.25
 FIT_LATENTS = 16
 FIT_CELLS = 8

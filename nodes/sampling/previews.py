@@ -10,7 +10,8 @@ Which map a model gets (:func:`preview_map`):
 
 1. pixel-space models (DeepFloyd IF) show their samples as they are;
 2. a model whose loader remembered its VAE (:func:`remember_vae`): the published factors if that VAE is the
-   standard SD1.5/SDXL one, else a map fitted from that VAE's decoder, once, cached with the VAE;
+   standard SD1.5/SDXL one, else a map fitted from that VAE's decoder, once, cached with the VAE; during a run
+   that map is refitted to the run's own estimates now and then (:mod:`nodes.sampling.refit_preview`);
 3. otherwise the published factors of the model's family (SD1.5, SDXL, SD3, FLUX.1 and the DiT families that
    use their VAEs), else no preview (progress is still reported).
 """
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from nodes.sampling.latent_rgb import LatentRGB, fit_latent_rgb, pixels_to_rgb, standard_vae_kind
+from nodes.sampling.refit_preview import RefittingLatentRGB
 
 # Families whose models use the SD1.5 or SDXL VAE, when the loader did not say which VAE (no VAE in the file).
 FAMILY_LATENTS = {
@@ -66,6 +68,15 @@ def preview_map(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
     return LatentRGB.published(kind) if kind is not None else None
 
 
+def run_preview_map(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """:func:`preview_map` for one run: a fitted map becomes a :class:`RefittingLatentRGB` of that run."""
+    found = preview_map(model)
+    vae = _vaes.get(getattr(model, "unet", None)) if getattr(model, "unet", None) is not None else None
+    if isinstance(found, LatentRGB) and found.source == "fitted" and vae is not None:
+        return RefittingLatentRGB(found, vae, GRID_LIMIT)
+    return found
+
+
 def grid(images: torch.Tensor) -> np.ndarray:
     """``[B, h, w, 3]`` -> one image ``[H, W, 3]`` (up to :data:`GRID_LIMIT` items, in rows of 2)."""
     array = images[:GRID_LIMIT].numpy()
@@ -101,7 +112,7 @@ class PreviewReporter:
     def _preview_map(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         if self._map is False:
             try:
-                self._map = preview_map(self._model)
+                self._map = run_preview_map(self._model)
             except Exception as exc:  # a preview must never stop a sampler
                 self.ctx.warn(f"no live preview for this model: {type(exc).__name__}: {exc}")
                 self._map = None
