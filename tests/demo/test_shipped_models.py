@@ -48,7 +48,9 @@ def test_prompts_in_the_forms_people_type_draw_what_they_say(shipped, prompt, la
     assert (m.colour, m.shape, m.background) == label
 
 
-@pytest.mark.parametrize(("kind", "min_iou"), [("controlnet", 0.6), ("adapter", 0.5)])
+# Measured on the shipped files: ControlNet 0.92, T2I-Adapter 0.69; the same prompt and seed without a control
+# model lands its square at IoU 0.30.
+@pytest.mark.parametrize(("kind", "min_iou"), [("controlnet", 0.8), ("adapter", 0.6)])
 def test_control_model_draws_the_shape_where_the_mask_is(shipped, kind, min_iou):
     components, dirs = shipped
     if not (dirs[kind] / "config.json").exists():
