@@ -56,6 +56,17 @@ def _save_control(source: Path, kind: str, target: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     model.half().save_pretrained(target, safe_serialization=True)
+    _drop_training_folder(target / "config.json")
+
+
+def _drop_training_folder(config: Path) -> None:
+    """diffusers records the folder a model was read from (``_name_or_path``): here the trainer's working folder,
+    which means nothing to a user; the shipped config leaves it out."""
+    import json
+
+    data = json.loads(config.read_text(encoding="utf-8"))
+    data.pop("_name_or_path", None)
+    config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> None:
