@@ -125,7 +125,10 @@ class PreviewReporter:
             if step >= total or self._last is None or now - self._last >= self.interval:
                 to_rgb = self._preview_map()
                 if to_rgb is not None:
-                    preview = grid(to_rgb(denoised()))
+                    if isinstance(to_rgb, RefittingLatentRGB):  # the last preview shows what the sampler returns
+                        preview = grid(to_rgb(denoised(), exact=step >= total))
+                    else:
+                        preview = grid(to_rgb(denoised()))
                     self._last = self._clock()  # the preview's own cost does not shorten the next wait
                     self.sent += 1
         self.ctx.progress(step, total, preview=preview)

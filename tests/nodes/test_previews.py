@@ -247,3 +247,13 @@ def test_a_run_refits_the_demo_vaes_map_on_its_own_estimates(every_step):
     between = to_rgb(latents)  # the refitted linear map
     assert to_rgb.current.source == "refitted"
     assert correlation(between) > 0.95 > correlation(previews.preview_map(model)(latents))
+
+
+def test_the_last_preview_shows_what_the_sampler_returns_even_when_few_previews_came(tmp_path):
+    # a long interval: only the first step and the last get a preview, so no refit has seen a late estimate
+    outputs, events = _demo_run(tmp_path, interval=60.0, steps=10, batch=2)
+    sent = [e for _, e in events if e.preview is not None]
+    assert [e.step for e in sent] == [1, 10]
+    image = outputs["decode"]["image"]
+    expected = previews.grid(torch.nn.functional.avg_pool2d(image.permute(0, 3, 1, 2), 8).permute(0, 2, 3, 1))
+    assert float(np.corrcoef(sent[-1].preview.ravel(), expected.ravel())[0, 1]) > 0.95
