@@ -4,7 +4,7 @@ A fitted map (:func:`~nodes.sampling.latent_rgb.fit_latent_rgb`) describes a dec
 latent space. A small VAE trained on few colours (the demo model's) is far from linear there: on its own
 generated images that global map reaches a correlation of about 0.3 with the decoded picture, while a linear map
 fitted on the run's own estimates reaches 0.98. So during a run every :data:`REFIT_EVERY`-th preview, and the
-last one, is decoded for real (shown as it is) and the map is refitted on that estimate, pulled towards the global map so a nearly
+last one, is decoded for real (shown as it is; the first ones, of a still blurry estimate, use the global map) and the map is refitted on that estimate, pulled towards the global map so a nearly
 flat estimate cannot make it wild; the previews between use the refitted map. One decode per few previews
 keeps the cost within a few percent of sampling (benchmarks/editor.py measures it).
 """
@@ -17,7 +17,7 @@ import torch
 
 from nodes.sampling.latent_rgb import LatentRGB
 
-REFIT_EVERY = 4  # previews per real decode (the first preview is always decoded)
+REFIT_EVERY = 4  # previews per real decode (the 4th, 8th, ...; the first ones use the global map)
 RIDGE = 1e-2  # pull of the global map, per fitted cell
 
 
@@ -35,7 +35,7 @@ class RefittingLatentRGB:
     def __call__(self, latents: torch.Tensor, exact: bool = False) -> torch.Tensor:
         """``exact``: decode this one whatever the count (the sampler's last step: what it returns)."""
         latents = latents[: self._limit].detach().float().cpu()
-        due = exact or self._calls % REFIT_EVERY == 0
+        due = exact or self._calls % REFIT_EVERY == REFIT_EVERY - 1
         self._calls += 1
         if not due:
             return self.current(latents)
