@@ -127,8 +127,21 @@ def fit_latent_rgb(vae: Any, scaling_factor: float, shift_factor: float = 0.0) -
     latents = torch.randn(shape, generator=generator) * FIT_SPREAD
     decoded = decode(module, latents, scaling_factor, shift_factor)  # [N, H, W, 3] in 0..1
     target = torch.nn.functional.avg_pool2d(decoded.permute(0, 3, 1, 2), factor)  # each latent cell's colour
+    return fit_affine(latents, target.permute(0, 2, 3, 1), "fitted")
+
+
+def fit_affine(latents: torch.Tensor, cells: torch.Tensor, source: str, prior: LatentRGB | None = None,
+               ridge: float = 0.0) -> LatentRGB:
+    """Least squares from latent cells ``[B, C, h, w]`` to their colours ``[B, h, w, 3]`` (0..1); with ``prior`` and
+    ``ridge`` > 0, pulled towards that map by ``ridge`` per cell (so a nearly flat estimate cannot make it wild)."""
     x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).double()
-    y = (target.permute(0, 2, 3, 1).reshape(-1, 3) * 2.0 - 1.0).double()
+    y = (cells.reshape(-1, 3) * 2.0 - 1.0).double()
     design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
-    solution = torch.linalg.lstsq(design, y).solution  # [C + 1, 3]
-    return LatentRGB(solution[:-1].float(), solution[-1].float(), "fitted")
+    if prior is None or ridge <= 0:
+        solution = torch.linalg.lstsq(design, y).solution  # [C + 1, 3]
+    else:
+        penalty = ridge * len(x)
+        target = torch.cat([prior.factors, prior.bias[None]], dim=0).double()
+        gram = design.T @ design + penalty * torch.eye(design.shape[1], dtype=x.dtype)
+        solution = torch.linalg.solve(gram, design.T @ y + penalty * target)
+    return LatentRGB(solution[:-1].float(), solution[-1].float(), source)

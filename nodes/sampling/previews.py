@@ -48,12 +48,17 @@ def remember_vae(network: Any, vae: Any) -> None:
         _vaes[network] = vae
 
 
+def _vae_of(model: Any) -> Any:
+    """The VAE handle a loader remembered for ``model``'s network, or None."""
+    network = getattr(model, "unet", None)
+    return _vaes.get(network) if network is not None else None
+
+
 def preview_map(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The latent -> RGB function for a MODEL handle (see the module docstring), or None."""
     if getattr(model, "pixels_per_cell", 8) == 1:
         return pixels_to_rgb
-    network = getattr(model, "unet", None)
-    vae = _vaes.get(network) if network is not None else None
+    vae = _vae_of(model)
     if vae is not None:
         module = vae.vae
         kind = standard_vae_kind(module.config)
@@ -71,7 +76,7 @@ def preview_map(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
 def run_preview_map(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """:func:`preview_map` for one run: a fitted map becomes a :class:`RefittingLatentRGB` of that run."""
     found = preview_map(model)
-    vae = _vaes.get(getattr(model, "unet", None)) if getattr(model, "unet", None) is not None else None
+    vae = _vae_of(model)
     if isinstance(found, LatentRGB) and found.source == "fitted" and vae is not None:
         return RefittingLatentRGB(found, vae, GRID_LIMIT)
     return found

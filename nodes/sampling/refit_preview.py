@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from nodes.sampling.latent_rgb import LatentRGB
+from nodes.sampling.latent_rgb import LatentRGB, fit_affine
 
 REFIT_EVERY = 4  # previews per real decode (the 4th, 8th, ...; the first ones use the global map)
 RIDGE = 1e-2  # pull of the global map, per fitted cell
@@ -46,16 +46,5 @@ class RefittingLatentRGB:
                          float(getattr(handle, "shift_factor", 0.0) or 0.0))  # [b, H, W, 3] in 0..1
         cells = torch.nn.functional.avg_pool2d(decoded.permute(0, 3, 1, 2), spatial_factor(handle.vae))
         cells = cells.permute(0, 2, 3, 1)  # [b, h, w, 3]: one colour per latent cell, as the linear maps give
-        self.current = self._fit(latents, cells)
+        self.current = fit_affine(latents, cells, "refitted", prior=self.base, ridge=RIDGE)
         return cells.clamp(0.0, 1.0)
-
-    def _fit(self, latents: torch.Tensor, cells: torch.Tensor) -> LatentRGB:
-        """Ridge least squares from latent cells to their decoded colours (in -1..1), towards the global map."""
-        x = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]).double()
-        y = (cells.reshape(-1, 3) * 2.0 - 1.0).double()
-        design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
-        prior = torch.cat([self.base.factors, self.base.bias[None]], dim=0).double()
-        penalty = RIDGE * len(x)
-        gram = design.T @ design + penalty * torch.eye(design.shape[1], dtype=x.dtype)
-        solution = torch.linalg.solve(gram, design.T @ y + penalty * prior)
-        return LatentRGB(solution[:-1].float(), solution[-1].float(), "refitted")

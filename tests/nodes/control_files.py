@@ -14,6 +14,13 @@ from typing import Any
 
 import torch
 
+# The original layouts are written by the product's own converters (what Train ControlNet / T2I-Adapter use for
+# single files); the tests that read them compare against the diffusers models they came from.
+from nodes.training.control_models import adapter_original_state, controlnet_original_state
+
+__all__ = ["controlnet_original_state", "make_adapter", "make_controlnet", "write_adapter_original",
+           "write_controlnet_original"]
+
 
 def make_controlnet(unet: Any, seed: int, std: float = 0.05) -> Any:
     from diffusers import ControlNetModel
@@ -28,34 +35,6 @@ def make_controlnet(unet: Any, seed: int, std: float = 0.05) -> Any:
                 conv.weight.normal_(0.0, std)
                 conv.bias.normal_(0.0, std)
     return controlnet.eval().requires_grad_(False)
-
-
-def controlnet_original_state(controlnet: Any) -> dict[str, torch.Tensor]:
-    from nodes.sd.convert_to_ldm import UNET_PREFIX, unet_to_ldm
-
-    config = {"layers_per_block": controlnet.config.layers_per_block, "up_block_types": []}
-    out: dict[str, torch.Tensor] = {}
-    unet_like = {}
-    for key, tensor in controlnet.state_dict().items():
-        module, _, leaf = key.rpartition(".")
-        parts = module.split(".")
-        if parts[0] == "controlnet_down_blocks":
-            out[f"zero_convs.{parts[1]}.0.{leaf}"] = tensor
-        elif parts[0] == "controlnet_mid_block":
-            out[f"middle_block_out.0.{leaf}"] = tensor
-        elif parts[0] == "controlnet_cond_embedding":
-            if parts[1] == "conv_in":
-                index = 0
-            elif parts[1] == "conv_out":
-                index = 2 * (len(controlnet.controlnet_cond_embedding.blocks) + 1)
-            else:
-                index = 2 * (int(parts[2]) + 1)
-            out[f"input_hint_block.{index}.{leaf}"] = tensor
-        else:
-            unet_like[key] = tensor
-    for key, tensor in unet_to_ldm(unet_like, config):
-        out[key.removeprefix(UNET_PREFIX)] = tensor
-    return {f"control_model.{k}": v.contiguous() for k, v in out.items()}
 
 
 def write_controlnet_original(path: Path, controlnet: Any) -> Path:
@@ -79,16 +58,6 @@ def make_adapter(seed: int, channels: tuple[int, ...] = (32, 64), in_channels: i
 def write_adapter_original(path: Path, adapter: Any) -> Path:
     from safetensors.torch import save_file
 
-    per_level = adapter.config.num_res_blocks
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in adapter.state_dict().items():
-        parts = key.split(".")  # adapter.conv_in.weight | adapter.body.L.in_conv.w | adapter.body.L.resnets.j.block1.w
-        if parts[1] == "conv_in":
-            out[f"conv_in.{parts[2]}"] = tensor
-        elif parts[3] == "in_conv":
-            out[f"body.{int(parts[2]) * per_level}.in_conv.{parts[4]}"] = tensor
-        else:
-            out[f"body.{int(parts[2]) * per_level + int(parts[4])}.{'.'.join(parts[5:])}"] = tensor
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in out.items()}, str(path))
+    save_file(adapter_original_state(adapter), str(path))
     return path
